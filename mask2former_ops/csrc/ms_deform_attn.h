@@ -1,0 +1,49 @@
+// Multi-scale deformable attention kernels: declarations shared by the bindings and the backends.
+//
+// Shapes (Deformable DETR): N batch, S = sum_l H_l * W_l value positions, M heads, D channels per
+// head, Lq queries, L levels, P points per head and level.
+//   value               (N, S, M, D)        float64 / float32 / float16 / bfloat16
+//   spatial_shapes      (L, 2) int64        (H_l, W_l)
+//   level_start_index   (L,) int64
+//   sampling_locations  (N, Lq, M, L, P, 2) float64 for a float64 value, else float32
+//   attention_weights   (N, Lq, M, L, P)    same dtype as sampling_locations
+//   output              (N, Lq, M * D)      dtype of value
+// Bilinear sampling with zero padding; a location x in [0, 1] maps to pixel coordinate x * W - 0.5
+// (grid_sample with align_corners=False). All sums accumulate in the opmath dtype.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <vector>
+
+namespace mask2former_ops {
+
+// Checks devices, dtypes, shapes and contiguity; returns nothing, raises c10::Error on misuse.
+void check_inputs(const at::Tensor& value, const at::Tensor& spatial_shapes,
+                  const at::Tensor& level_start_index, const at::Tensor& sampling_locations,
+                  const at::Tensor& attention_weights);
+
+at::Tensor ms_deform_attn_forward_cpu(const at::Tensor& value, const at::Tensor& spatial_shapes,
+                                      const at::Tensor& level_start_index,
+                                      const at::Tensor& sampling_locations,
+                                      const at::Tensor& attention_weights);
+
+// Returns {grad_value (dtype of value), grad_sampling_locations, grad_attention_weights}.
+std::vector<at::Tensor> ms_deform_attn_backward_cpu(
+    const at::Tensor& value, const at::Tensor& spatial_shapes, const at::Tensor& level_start_index,
+    const at::Tensor& sampling_locations, const at::Tensor& attention_weights,
+    const at::Tensor& grad_output);
+
+#ifdef WITH_CUDA
+at::Tensor ms_deform_attn_forward_cuda(const at::Tensor& value, const at::Tensor& spatial_shapes,
+                                       const at::Tensor& level_start_index,
+                                       const at::Tensor& sampling_locations,
+                                       const at::Tensor& attention_weights);
+
+std::vector<at::Tensor> ms_deform_attn_backward_cuda(
+    const at::Tensor& value, const at::Tensor& spatial_shapes, const at::Tensor& level_start_index,
+    const at::Tensor& sampling_locations, const at::Tensor& attention_weights,
+    const at::Tensor& grad_output);
+#endif
+
+}  // namespace mask2former_ops

@@ -1,0 +1,267 @@
+"""Multi-scale deformable attention: dispatch between compiled kernels and the PyTorch path.
+
+Shape shorthand (Deformable DETR): N batch, S = sum_l H_l * W_l flattened value positions, M heads,
+D channels per head, Lq queries, L levels, P sampling points per head and level.
+
+Implementations (see :func:`available_implementations`):
+
+- ``"cuda"``: the CUDA kernels of ``mask2former_ops._C`` (when it was built with CUDA).
+- ``"cpu"``: the C++ CPU kernels of ``mask2former_ops._C``.
+- ``"pytorch"``: :func:`mask2former_ops.reference.ms_deform_attn_pytorch`, always available.
+
+``implementation="auto"`` picks once per call from the device of ``value`` and what was compiled:
+CUDA tensors use ``"cuda"``; CPU tensors use ``"cpu"`` when ``CPU_PREFERS_COMPILED`` (set from the
+measurements of ``tools/benchmark_ms_deform_attn.py``), else ``"pytorch"``. When a compiled path
+would be used but is missing, the PyTorch path runs and one warning is issued per process.
+
+Dtype policy: ``value`` keeps its dtype (float16, bfloat16, float32 or float64) and the output has
+that dtype. Sampling locations and attention weights are cast to
+``compute_dtype_for(value.dtype)`` (float32, or float64 for float64 values) and every
+interpolation and sum accumulates in that dtype, so half-precision values never cost sub-pixel
+accuracy in the sampling positions. Under ``torch.autocast`` nothing else is cast: the op runs in
+whatever dtype the value projection produced (float16/bfloat16 under CUDA autocast).
+"""
+import warnings
+from typing import List, Optional
+
+import torch
+
+from .reference import compute_dtype_for, ms_deform_attn_pytorch
+
+try:
+    from . import _C
+except ImportError as _import_error:  # not built (pure-Python install) or built for another torch
+    _C = None
+    _C_IMPORT_ERROR: Optional[str] = str(_import_error)
+else:
+    _C_IMPORT_ERROR = None
+
+__all__ = [
+    "ms_deform_attn",
+    "is_compiled",
+    "cuda_kernels_built",
+    "cuda_available",
+    "available_implementations",
+    "select_implementation",
+    "extension_import_error",
+    "CPU_PREFERS_COMPILED",
+]
+
+# Whether the C++ CPU kernels beat the PyTorch path on CPU tensors. Measured with
+# tools/benchmark_ms_deform_attn.py at the pixel-decoder shapes (see the table in README.md).
+CPU_PREFERS_COMPILED = True
+
+IMPLEMENTATIONS = ("cuda", "cpu", "pytorch")
+
+_fallback_warned = False
+
+
+def is_compiled() -> bool:
+    """Whether the compiled extension ``mask2former_ops._C`` was imported."""
+    return _C is not None
+
+
+def cuda_kernels_built() -> bool:
+    """Whether the compiled extension contains the CUDA kernels."""
+    return _C is not None and bool(_C.with_cuda())
+
+
+def cuda_available() -> bool:
+    """Whether the CUDA kernels can run here (built and a CUDA device is visible)."""
+    return cuda_kernels_built() and torch.cuda.is_available()
+
+
+def extension_import_error() -> Optional[str]:
+    """The ``ImportError`` message raised when loading ``_C``, or None when it loaded."""
+    return _C_IMPORT_ERROR
+
+
+def available_implementations(device: torch.device) -> List[str]:
+    """Implementations that can run on tensors of ``device``, fastest-preferred first."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return (["cuda"] if cuda_kernels_built() else []) + ["pytorch"]
+    if device.type == "cpu":
+        compiled = ["cpu"] if is_compiled() else []
+        return compiled + ["pytorch"] if CPU_PREFERS_COMPILED else ["pytorch"] + compiled
+    return ["pytorch"]
+
+
+def _warn_fallback_once(device: torch.device) -> None:
+    global _fallback_warned
+    if _fallback_warned:
+        return
+    _fallback_warned = True
+    reason = (
+        f"the import failed: {_C_IMPORT_ERROR}"
+        if _C is None
+        else "it was built without CUDA kernels (no nvcc at build time, or FORCE_CUDA=0)"
+    )
+    warnings.warn(
+        f"mask2former_ops: no compiled multi-scale deformable attention kernel for {device.type} "
+        f"tensors ({reason}); using the slower pure-PyTorch path. Rebuild with "
+        "`pip install --no-build-isolation -e .` where nvcc is available.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+
+
+def select_implementation(device: torch.device, implementation: str = "auto") -> str:
+    """Resolve ``implementation`` for tensors on ``device``.
+
+    Args:
+        device: device of ``value``.
+        implementation: ``"auto"`` or one of ``"cuda"``, ``"cpu"``, ``"pytorch"``.
+
+    Returns:
+        The implementation to run. ``"auto"`` warns once when it has to fall back to the PyTorch
+        path because a compiled kernel for ``device`` is missing.
+
+    Raises:
+        ValueError: an explicit implementation that cannot run on ``device`` here.
+    """
+    device = torch.device(device)
+    available = available_implementations(device)
+    if implementation == "auto":
+        wanted = {"cuda": "cuda", "cpu": "cpu" if CPU_PREFERS_COMPILED else "pytorch"}.get(
+            device.type, "pytorch"
+        )
+        if wanted not in available:
+            _warn_fallback_once(device)
+            return "pytorch"
+        return wanted
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(
+            f"implementation must be 'auto' or one of {IMPLEMENTATIONS}, got {implementation!r}"
+        )
+    if implementation not in available:
+        raise ValueError(
+            f"implementation {implementation!r} cannot run on {device.type} tensors here; "
+            f"available: {available} (mask2former_ops.is_compiled()={is_compiled()}, "
+            f"cuda_kernels_built()={cuda_kernels_built()})"
+        )
+    return implementation
+
+
+if hasattr(torch.amp, "custom_fwd"):  # torch >= 2.4
+
+    def _custom_fwd(fn):
+        return torch.amp.custom_fwd(fn, device_type="cuda")
+
+    def _custom_bwd(fn):
+        return torch.amp.custom_bwd(fn, device_type="cuda")
+
+else:  # torch 2.1 - 2.3
+    _custom_fwd = torch.cuda.amp.custom_fwd
+    _custom_bwd = torch.cuda.amp.custom_bwd
+
+
+class _MSDeformAttnFunction(torch.autograd.Function):
+    """Autograd wrapper of the compiled kernels (CPU or CUDA, chosen by the tensors' device).
+
+    ``custom_fwd`` without ``cast_inputs`` keeps the caller's dtypes under autocast (the dtype
+    policy is applied by :func:`ms_deform_attn` before this runs); ``custom_bwd`` runs backward
+    under the forward's autocast state.
+    """
+
+    @staticmethod
+    @_custom_fwd
+    def forward(
+        ctx, value, spatial_shapes, level_start_index, sampling_locations, attention_weights
+    ):
+        output = _C.ms_deform_attn_forward(
+            value, spatial_shapes, level_start_index, sampling_locations, attention_weights
+        )
+        ctx.save_for_backward(
+            value, spatial_shapes, level_start_index, sampling_locations, attention_weights
+        )
+        return output
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    @_custom_bwd
+    def backward(ctx, grad_output):
+        value, spatial_shapes, level_start_index, sampling_locations, attention_weights = (
+            ctx.saved_tensors
+        )
+        grad_value, grad_locations, grad_weights = _C.ms_deform_attn_backward(
+            value,
+            spatial_shapes,
+            level_start_index,
+            sampling_locations,
+            attention_weights,
+            grad_output.contiguous(),
+        )
+        return grad_value, None, None, grad_locations, grad_weights
+
+
+def _check_shapes(
+    value, value_spatial_shapes, value_level_start_index, sampling_locations, attention_weights
+):
+    if value.dim() != 4:
+        raise ValueError(f"value must be (N, S, M, D), got shape {tuple(value.shape)}")
+    n, _, m, _ = value.shape
+    num_levels = value_spatial_shapes.shape[0]
+    if (
+        sampling_locations.dim() != 6
+        or sampling_locations.shape[0] != n
+        or sampling_locations.shape[2] != m
+        or sampling_locations.shape[3] != num_levels
+        or sampling_locations.shape[5] != 2
+    ):
+        raise ValueError(
+            f"sampling_locations must be (N={n}, Lq, M={m}, L={num_levels}, P, 2), got shape "
+            f"{tuple(sampling_locations.shape)}"
+        )
+    if tuple(attention_weights.shape) != tuple(sampling_locations.shape[:-1]):
+        raise ValueError(
+            f"attention_weights must be (N, Lq, M, L, P) = {tuple(sampling_locations.shape[:-1])}, "
+            f"got shape {tuple(attention_weights.shape)}"
+        )
+    if tuple(value_level_start_index.shape) != (num_levels,):
+        raise ValueError(
+            f"value_level_start_index must be (L,) = ({num_levels},), got shape "
+            f"{tuple(value_level_start_index.shape)}"
+        )
+
+
+def ms_deform_attn(
+    value: torch.Tensor,
+    value_spatial_shapes: torch.Tensor,
+    value_level_start_index: torch.Tensor,
+    sampling_locations: torch.Tensor,
+    attention_weights: torch.Tensor,
+    implementation: str = "auto",
+) -> torch.Tensor:
+    """Multi-scale deformable attention (bilinear samples, zero outside, weighted sum).
+
+    Differentiable in ``value``, ``sampling_locations`` and ``attention_weights``.
+
+    Args:
+        value (Tensor): (N, S, M, D) values of all levels, flattened level after level.
+        value_spatial_shapes (Tensor): (L, 2) long, (H_l, W_l) of each level.
+        value_level_start_index (Tensor): (L,) long, offset of each level in S.
+        sampling_locations (Tensor): (N, Lq, M, L, P, 2) normalised (x, y); pixel centres at
+            ``(i + 0.5) / size`` (``grid_sample``'s ``align_corners=False``).
+        attention_weights (Tensor): (N, Lq, M, L, P).
+        implementation: ``"auto"`` (see module docstring), ``"cuda"``, ``"cpu"`` or ``"pytorch"``.
+
+    Returns:
+        Tensor: (N, Lq, M * D) in ``value.dtype``.
+    """
+    _check_shapes(
+        value, value_spatial_shapes, value_level_start_index, sampling_locations, attention_weights
+    )
+    impl = select_implementation(value.device, implementation)
+    if impl == "pytorch":
+        return ms_deform_attn_pytorch(
+            value, value_spatial_shapes, sampling_locations, attention_weights
+        )
+    dtype = compute_dtype_for(value.dtype)
+    return _MSDeformAttnFunction.apply(
+        value.contiguous(),
+        value_spatial_shapes.to(device=value.device, dtype=torch.long).contiguous(),
+        value_level_start_index.to(device=value.device, dtype=torch.long).contiguous(),
+        sampling_locations.to(dtype).contiguous(),
+        attention_weights.to(dtype).contiguous(),
+    )

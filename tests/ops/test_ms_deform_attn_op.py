@@ -1,0 +1,151 @@
+"""The multi-scale deformable attention op on CPU: every implementation against a loop oracle."""
+import pytest
+import torch
+
+from mask2former_ops import functional
+from mask2former_ops.functional import available_implementations, ms_deform_attn
+from tests.ops.helpers import LEVEL_SHAPES, loop_reference, make_inputs
+
+CPU_IMPLS = [impl for impl in ("pytorch", "cpu") if impl in available_implementations("cpu")]
+
+
+def _run(impl, inputs):
+    value, shapes, starts, locations, weights = inputs
+    return ms_deform_attn(value, shapes, starts, locations, weights, implementation=impl)
+
+
+@pytest.mark.parametrize("impl", CPU_IMPLS)
+def test_forward_matches_loop_reference_float64(impl):
+    inputs = make_inputs(torch.float64)
+    out = _run(impl, inputs)
+    assert out.shape == (2, 4, 2 * 3) and out.dtype == torch.float64
+    torch.testing.assert_close(out, loop_reference(*inputs), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("impl", CPU_IMPLS)
+def test_forward_float32_close_to_reference(impl):
+    inputs = make_inputs(torch.float32)
+    out = _run(impl, inputs)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out.double(), loop_reference(*inputs), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("impl", CPU_IMPLS)
+def test_points_outside_the_map_contribute_nothing(impl):
+    value, shapes, starts, locations, weights = make_inputs(torch.float64)
+    locations = torch.full_like(locations, 1.6)  # every sample beyond the bottom-right corner
+    out = ms_deform_attn(value, shapes, starts, locations, weights, implementation=impl)
+    assert torch.count_nonzero(out) == 0
+    # half a pixel beyond the edge still sees the edge pixel with bilinear weight 1/2
+    height, width = LEVEL_SHAPES[0]
+    locations = torch.full_like(locations, -10.0)
+    locations[:, :, :, 0, 0] = torch.tensor([0.5 / width, -0.0 / height], dtype=torch.float64)
+    weights = torch.zeros_like(weights)
+    weights[:, :, :, 0, 0] = 1.0
+    out = ms_deform_attn(value, shapes, starts, locations, weights, implementation=impl)
+    expected = 0.5 * value[:, 0].reshape(2, 1, -1).expand_as(out)
+    torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize("impl", CPU_IMPLS)
+def test_gradcheck_float64(impl):
+    inputs = make_inputs(torch.float64, requires_grad=True)
+    value, shapes, starts, locations, weights = inputs
+
+    def fn(v, loc, w):
+        return ms_deform_attn(v, shapes, starts, loc, w, implementation=impl)
+
+    assert torch.autograd.gradcheck(fn, (value, locations, weights), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("impl", CPU_IMPLS)
+def test_gradients_match_loop_reference(impl):
+    inputs = make_inputs(torch.float64, requires_grad=True)
+    value, shapes, starts, locations, weights = inputs
+    grad_output = torch.randn(2, 4, 6, dtype=torch.float64)
+    got_value, got_locations, got_weights = torch.autograd.grad(
+        _run(impl, inputs), (value, locations, weights), grad_output
+    )
+    # the oracle is linear in value and weights: autograd through its loops is exact
+    ref_value, ref_weights = torch.autograd.grad(
+        loop_reference(*inputs), (value, weights), grad_output
+    )
+    torch.testing.assert_close(got_value, ref_value, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(got_weights, ref_weights, rtol=1e-10, atol=1e-12)
+    # locations: central differences of the oracle on the samples of the first (n, q)
+    eps = 1e-6
+    num_checked = locations[0, 0].numel()
+    flat = locations.detach().reshape(-1)
+    for i in range(num_checked):
+        diffs = []
+        for sign in (1.0, -1.0):
+            shifted = flat.clone()
+            shifted[i] += sign * eps
+            out = loop_reference(value, shapes, starts, shifted.view_as(locations), weights)
+            diffs.append((out * grad_output).sum().item())
+        numeric = (diffs[0] - diffs[1]) / (2 * eps)
+        assert got_locations.reshape(-1)[i].item() == pytest.approx(numeric, rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize("impl", CPU_IMPLS)
+@pytest.mark.parametrize("dtype,tol", [(torch.float16, 2e-3), (torch.bfloat16, 1e-2)])
+def test_half_values_keep_subpixel_locations(impl, dtype, tol):
+    """Locations stay float32 for half values: rounding x to float16 would move a sample by up to
+    0.16 pixel on this 640-wide map, i.e. up to 0.16 in the output of a 0/1 striped row."""
+    width = 640
+    shapes = torch.tensor([[1, width]])
+    starts = torch.tensor([0])
+    stripes = (torch.arange(width) % 2).double()  # (W,)
+    value = stripes.view(1, width, 1, 1).to(dtype)  # (N=1, S=W, M=1, D=1)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 64, 1, 1, 1, generator=gen) * 0.9 + 0.05  # (N, Lq, M, L, P)
+    locations = torch.stack([x, torch.full_like(x, 0.5)], -1)  # (N, Lq, M, L, P, 2) float32
+    weights = torch.ones_like(x)
+    out = ms_deform_attn(value, shapes, starts, locations, weights, implementation=impl)
+    assert out.dtype == dtype
+    expected = loop_reference(value, shapes, starts, locations, weights)
+    assert (out.double() - expected).abs().max().item() < tol
+
+
+@pytest.mark.parametrize("impl", CPU_IMPLS)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_gradients_have_input_dtypes(impl, dtype):
+    value, shapes, starts, locations, weights = make_inputs(dtype, requires_grad=True)
+    out = ms_deform_attn(value, shapes, starts, locations, weights, implementation=impl)
+    assert out.dtype == dtype
+    grads = torch.autograd.grad(out.float().sum(), (value, locations, weights))
+    assert [g.dtype for g in grads] == [dtype] * 3
+    ref = torch.autograd.grad(
+        loop_reference(value, shapes, starts, locations, weights).sum(), (value, weights)
+    )
+    tol = 2e-2 if dtype == torch.float16 else 6e-2
+    torch.testing.assert_close(grads[0].double(), ref[0].double(), rtol=tol, atol=tol)
+    torch.testing.assert_close(grads[2].double(), ref[1].double(), rtol=tol, atol=tol)
+
+
+def test_compiled_and_pytorch_paths_agree_float32():
+    if "cpu" not in CPU_IMPLS:
+        pytest.skip("mask2former_ops._C is not built")
+    inputs = make_inputs(torch.float32, requires_grad=True, seed=3)
+    outs = [_run(impl, inputs) for impl in ("cpu", "pytorch")]
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+    grads = [torch.autograd.grad(o.sum(), (inputs[0], inputs[3], inputs[4])) for o in outs]
+    for got, ref in zip(*grads):
+        torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_bad_shapes_raise_with_the_expected_shape():
+    value, shapes, starts, locations, weights = make_inputs(torch.float32)
+    with pytest.raises(ValueError, match="attention_weights must be"):
+        ms_deform_attn(value, shapes, starts, locations, weights[..., :1])
+    with pytest.raises(ValueError, match="sampling_locations must be"):
+        ms_deform_attn(value, shapes, starts, locations[:, :, :1], weights)
+    with pytest.raises(ValueError, match="implementation"):
+        ms_deform_attn(value, shapes, starts, locations, weights, implementation="triton")
+
+
+def test_auto_uses_the_preferred_cpu_path():
+    if not functional.is_compiled():
+        pytest.skip("mask2former_ops._C is not built")
+    expected = "cpu" if functional.CPU_PREFERS_COMPILED else "pytorch"
+    assert functional.select_implementation("cpu") == expected
