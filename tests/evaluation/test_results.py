@@ -1,0 +1,109 @@
+"""results.json: encoding, atomic writes, the submission zip, validation errors."""
+import json
+import os
+import zipfile
+
+import numpy as np
+import pycocotools.mask as mask_util
+import pytest
+import torch
+
+from tests.conftest import DATA_DIR
+from video_mask2former.evaluation import (
+    VideoSpec,
+    YTVISFormatError,
+    YTVISGroundTruth,
+    load_results,
+    save_results,
+    validate_results,
+    video_predictions_to_results,
+    write_results_json,
+)
+from video_mask2former.evaluation.results import compressed_rle_totals
+
+T, H, W = 2, 32, 32
+VIDEOS = {7: VideoSpec(length=T, height=H, width=W)}
+
+
+def _prediction(num=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    masks = [torch.rand(T, H, W, generator=g) > 0.5 for _ in range(num)]
+    masks[0][1] = False  # an empty frame
+    return {"image_size": (H, W), "pred_scores": [0.9, 0.5, 0.1][:num],
+            "pred_labels": [0, 2, 1][:num], "pred_masks": masks}  # fmt: skip
+
+
+def test_round_trip_through_pycocotools_decode(tmp_path):
+    pred = _prediction()
+    entries = video_predictions_to_results(7, pred, contiguous_to_dataset_id={0: 1, 1: 2, 2: 3})
+    json_path, zip_path = save_results(entries, str(tmp_path))
+    loaded = load_results(json_path, VIDEOS, category_ids=[1, 2, 3])
+    assert [e["category_id"] for e in loaded] == [1, 3, 2]
+    assert [e["score"] for e in loaded] == pytest.approx([0.9, 0.5, 0.1])
+    for entry, masks in zip(loaded, pred["pred_masks"]):
+        assert entry["video_id"] == 7 and len(entry["segmentations"]) == T
+        for rle, mask in zip(entry["segmentations"], masks):
+            assert isinstance(rle["counts"], str) and rle["size"] == [H, W]
+            np.testing.assert_array_equal(mask_util.decode(rle), mask.numpy())
+    with zipfile.ZipFile(zip_path) as zf:
+        assert zf.namelist() == ["results.json"]
+        assert json.loads(zf.read("results.json")) == loaded
+
+
+def test_unknown_class_is_an_error():
+    with pytest.raises(ValueError, match="video 7.*class 2"):
+        video_predictions_to_results(7, _prediction(), contiguous_to_dataset_id=[1, 2])
+
+
+def test_failed_write_keeps_existing_file(tmp_path):
+    path = str(tmp_path / "results.json")
+    write_results_json([{"video_id": 1}], path)
+    with pytest.raises(TypeError):
+        write_results_json([{"video_id": object()}], path)  # not JSON-serialisable
+    with open(path) as f:
+        assert json.load(f) == [{"video_id": 1}]
+    assert os.listdir(tmp_path) == ["results.json"]  # no temporary file left behind
+
+
+def _valid_entries():
+    return video_predictions_to_results(7, _prediction(), contiguous_to_dataset_id=[1, 2, 3])
+
+
+@pytest.mark.parametrize(
+    "corrupt, message",
+    [
+        (lambda e: e[1].update(video_id=99), r"entry 1 \(video 99\).*not in the ground truth"),
+        (lambda e: e[2]["segmentations"].pop(), r"entry 2 \(video 7\).*1 segmentations.*2 frames"),
+        (lambda e: e[0]["segmentations"][1].update(size=[16, 32]), r"entry 0 \(video 7\).*size"),
+        (lambda e: e[1]["segmentations"][0].update(counts="\x01bad"), r"entry 1 .*frame 0.*valid"),
+        (lambda e: e[1]["segmentations"][0].update(counts="62"), r"entry 1 .*frame 0.*pixels"),
+        (lambda e: e[0].update(category_id=0), r"entry 0 \(video 7\).*category_id 0"),
+        (lambda e: e[0].update(score=float("nan")), r"entry 0 \(video 7\).*score"),
+    ],
+)
+def test_validation_names_the_offending_entry(corrupt, message):
+    entries = _valid_entries()
+    validate_results(entries, VIDEOS, category_ids=[1, 2, 3])
+    corrupt(entries)
+    with pytest.raises(YTVISFormatError, match=message):
+        validate_results(entries, VIDEOS, category_ids=[1, 2, 3])
+
+
+def test_rle_check_agrees_with_pycocotools():
+    rng = np.random.default_rng(0)
+    strings, pixels = [], []
+    for _ in range(30):
+        h, w = rng.integers(1, 60, size=2)
+        m = rng.random((h, w)) < rng.random()
+        rle = mask_util.encode(np.asfortranarray(m.astype(np.uint8)))
+        strings.append(rle["counts"])
+        pixels.append(h * w)
+    totals, ok = compressed_rle_totals(strings + [b"O", b"6\x7f"])
+    assert ok[:-2].all() and (totals[:-2] == pixels).all()
+    assert not ok[-2:].any()  # a negative run, a character out of range
+
+
+def test_case_results_validate_against_case_ground_truth():
+    gt = YTVISGroundTruth.from_json(os.path.join(DATA_DIR, "ytvis_eval", "case4_gt.json"))
+    path = os.path.join(DATA_DIR, "ytvis_eval", "case4_results.json")
+    assert len(load_results(path, gt.videos, category_ids=gt.category_ids)) == 32

@@ -1,0 +1,91 @@
+"""Parity with the official Video Mask2Former (fixtures in tests/data/parity, see its README)."""
+import json
+import os
+
+import pytest
+import torch
+
+from tests.conftest import DATA_DIR
+from tests.parity_weights import deterministic_state_dict
+from video_mask2former.modeling.build import build_video_maskformer
+from video_mask2former.modeling.inference import video_inference, video_inference_reference
+
+PARITY_DIR = os.path.join(DATA_DIR, "parity")
+# Absolute tolerance of raw outputs against the official CPU fp32 run (README of the fixtures).
+OUTPUT_ATOL = 1e-3
+
+CONFIGS = {
+    "R50": "keys_r50.json",
+    "R101": "keys_r101.json",
+    "swin_tiny": "keys_swint.json",
+    "swin_small": "keys_swins.json",
+    "swin_base_384": "keys_swinb.json",
+    "swin_large_384": "keys_swinl.json",
+}
+
+
+@pytest.mark.parametrize("backbone", list(CONFIGS))
+def test_state_dict_matches_official(backbone):
+    with open(os.path.join(PARITY_DIR, CONFIGS[backbone])) as f:
+        expected = json.load(f)["state_dict"]
+    model = build_video_maskformer(backbone)
+    got = [
+        [key, list(value.shape), str(value.dtype).replace("torch.", "")]
+        for key, value in model.state_dict().items()
+    ]
+    missing = sorted({row[0] for row in expected} - {row[0] for row in got})
+    extra = sorted({row[0] for row in got} - {row[0] for row in expected})
+    assert not missing and not extra, f"missing {missing[:5]}, unexpected {extra[:5]}"
+    assert got == expected  # same order, shapes and dtypes
+    assert "pixel_mean" not in model.state_dict()
+
+
+@pytest.fixture(scope="module")
+def fixture_r50():
+    return torch.load(os.path.join(PARITY_DIR, "r50_T3_96x128_seed2024.pt"), weights_only=True)
+
+
+def test_r50_outputs_match_official(fixture_r50):
+    model = build_video_maskformer("R50")
+    model.load_state_dict(deterministic_state_dict(model))
+    model.eval()
+    height, width = fixture_r50["output_size"]
+    video = {"image": [f.float() for f in fixture_r50["video"]], "height": height, "width": width}
+    with torch.no_grad():
+        outputs, padded_size, sizes = model.inference_raw([video], keep_aux=True)
+    pairs = {
+        "pred_logits": outputs["pred_logits"][0],
+        "pred_masks": outputs["pred_masks"][0],
+        "aux0_pred_logits": outputs["aux_outputs"][0]["pred_logits"][0],
+        "aux0_pred_masks": outputs["aux_outputs"][0]["pred_masks"][0],
+    }
+    for name, value in pairs.items():
+        assert value.shape == fixture_r50[name].shape, name
+        diff = (value - fixture_r50[name]).abs().max().item()
+        assert diff < OUTPUT_ATOL, f"{name}: max abs diff {diff}"
+    assert len(outputs["aux_outputs"]) == 9
+    assert padded_size == (96, 128) and sizes[0] == (96, 128)
+
+
+@pytest.mark.parametrize("lean", [True, False])
+def test_postprocessing_of_official_outputs(fixture_r50, lean):
+    """Our post-processing on the fixture's raw outputs gives exactly its top-10."""
+    height, width = fixture_r50["output_size"]
+    args = (fixture_r50["pred_logits"], fixture_r50["pred_masks"], (96, 128), (96, 128))
+    if lean:
+        result = video_inference(*args, (height, width), topk=10, chunk_size=2)
+    else:
+        result = video_inference_reference(*args, (height, width), topk=10)
+    ours = dict(
+        zip(zip(result["pred_scores"], result["pred_labels"]), result["pred_masks"])
+    )
+    expected = {
+        (float(s), int(l)): m
+        for s, l, m in zip(fixture_r50["scores"], fixture_r50["labels"], fixture_r50["masks"])
+    }
+    assert set(ours) == set(expected)
+    for key, mask in expected.items():
+        assert ours[key].dtype == torch.bool and ours[key].shape == (3, height, width)
+        assert torch.equal(ours[key], mask.bool()), key
+    assert result["image_size"] == (height, width)
+    assert result["pred_scores"] == sorted(result["pred_scores"], reverse=True)

@@ -1,0 +1,135 @@
+"""The VideoMaskFormer meta-architecture: preprocessing, targets, training, inference, autocast."""
+import math
+
+import pytest
+import torch
+
+from tests.modeling.tiny_video_model import DEC_LAYERS, NUM_CLASSES, build_tiny_model, random_video
+from video_mask2former.modeling.video_maskformer import pad_images
+from video_mask2former.structures import FrameInstances
+
+H, W = 32, 32
+
+
+def _frame(classes, ids, masks):
+    return FrameInstances(
+        image_size=tuple(masks.shape[-2:]),
+        gt_classes=torch.tensor(classes),
+        gt_ids=torch.tensor(ids),
+        gt_masks=masks,
+    )
+
+
+def _training_video(seed=0):
+    masks = torch.zeros(2, H, W, dtype=torch.bool)
+    masks[0, 4:12, 4:20] = True
+    masks[1, 16:30, 10:28] = True
+    return {
+        "image": random_video(2, H, W, seed=seed),
+        "instances": [_frame([1, 2], [7, 8], masks), _frame([1, 2], [7, 8], masks)],
+    }
+
+
+def test_pad_images_to_divisibility():
+    images, sizes = pad_images([torch.ones(3, 20, 33), torch.ones(3, 31, 10)], 32)
+    assert images.shape == (2, 3, 32, 64) and sizes == [(20, 33), (31, 10)]
+    assert images[0, :, 20:].abs().sum() == 0 and images[0, :, :20, :33].min() == 1
+
+
+def test_inference_output_format_with_odd_sizes():
+    model = build_tiny_model(test_topk=4).eval()
+    video = {"image": random_video(3, 37, 45), "height": 50, "width": 61}
+    with torch.no_grad():
+        result = model([video])
+    assert result["image_size"] == (50, 61)
+    assert len(result["pred_scores"]) == 4 and len(result["pred_labels"]) == 4
+    assert all(0 <= label < NUM_CLASSES for label in result["pred_labels"])
+    assert all(m.shape == (3, 50, 61) and m.dtype == torch.bool for m in result["pred_masks"])
+    with torch.no_grad():
+        default_size = model([{"image": random_video(2, 37, 45)}])
+    assert default_size["pred_masks"][0].shape == (2, 37, 45)
+
+
+def test_inference_topk_larger_than_candidates():
+    model = build_tiny_model(test_topk=1000).eval()
+    with torch.no_grad():
+        result = model([{"image": random_video(2, H, W)}])
+    assert len(result["pred_scores"]) == 5 * NUM_CLASSES
+
+
+def test_inference_rejects_bad_batches():
+    model = build_tiny_model().eval()
+    with pytest.raises(ValueError, match="one video per call"):
+        model([{"image": random_video()}, {"image": random_video()}])
+    model.train()
+    with pytest.raises(ValueError, match="same number"):
+        model([{"image": random_video(2)}, {"image": random_video(3)}])
+
+
+def test_prepare_targets_label_from_present_frame():
+    model = build_tiny_model()
+    masks = torch.zeros(3, 20, 30, dtype=torch.bool)
+    masks[:, 2:5, 3:9] = True
+    empty = torch.zeros_like(masks)
+    # Instance 0 present in both frames; instance 1 only in frame 0 (the last frame carries the
+    # mapper's dummy "no object" class 3 for it); instance 2 in no frame.
+    frame0 = _frame([1, 2, 0], [5, 6, -1], torch.stack([masks[0], masks[1], empty[2]]))
+    frame1 = _frame([1, 3, 0], [5, -1, -1], torch.stack([masks[0], empty[1], empty[2]]))
+    video = {"image": random_video(2, 20, 30), "instances": [frame0, frame1]}
+    (target,) = model.prepare_targets([video], (32, 32))
+    assert target["labels"].tolist() == [1, 2]  # the official would give [1, 3]
+    assert target["ids"].tolist() == [[5, 5], [6, -1]]
+    assert target["masks"].shape == (2, 2, 32, 32) and target["masks"].dtype == torch.float32
+    assert target["masks"][0, 1, 2:5, 3:9].all() and target["masks"][:, :, 20:].sum() == 0
+    assert target["masks"][1, 1].sum() == 0
+
+
+def test_training_step_returns_weighted_losses_and_gradients():
+    model = build_tiny_model().train()
+    torch.manual_seed(0)
+    losses = model([_training_video(0), _training_video(1)])
+    expected = {"loss_ce", "loss_mask", "loss_dice"}
+    expected |= {f"{k}_{i}" for k in sorted(expected) for i in range(DEC_LAYERS)}
+    assert set(losses) == expected
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    grads = model.sem_seg_head.predictor.query_feat.weight.grad
+    assert grads is not None and grads.abs().sum() > 0
+    assert model.sem_seg_head.pixel_decoder.input_proj[0][0].weight.grad.abs().sum() > 0
+    # Weighted: loss_ce is 2x the criterion's unweighted value (the matcher is deterministic).
+    model.zero_grad()
+    images, _, num_frames = model.preprocess([_training_video(0), _training_video(1)])
+    outputs = model.predict(images, num_frames, keep_aux=True)
+    targets = model.prepare_targets([_training_video(0), _training_video(1)], (32, 32))
+    raw = model.criterion(outputs, targets)
+    assert math.isclose(losses["loss_ce"].item(), 2 * raw["loss_ce"].item(), rel_tol=1e-4)
+
+
+def test_autocast_bf16_cpu_inference():
+    model = build_tiny_model().eval()
+    video = {"image": random_video(2, 37, 45), "height": 40, "width": 50}
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs, _, _ = model.inference_raw([video])
+        result = model([video])
+    assert torch.isfinite(outputs["pred_logits"].float()).all()
+    assert torch.isfinite(outputs["pred_masks"].float()).all()
+    assert outputs["pred_masks"].dtype == torch.bfloat16  # the decoder did run in bf16
+    assert all(math.isfinite(s) for s in result["pred_scores"])
+    assert result["pred_masks"][0].shape == (2, 40, 50)
+
+
+def test_autocast_bf16_cpu_training_step():
+    model = build_tiny_model().train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = model([_training_video(0), _training_video(1)])
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    assert all(
+        torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None
+    )
+
+
+def test_pixel_statistics_are_not_in_state_dict():
+    model = build_tiny_model()
+    assert "pixel_mean" not in model.state_dict() and "pixel_std" not in model.state_dict()

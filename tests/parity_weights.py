@@ -1,0 +1,63 @@
+"""The deterministic weights the official parity fixtures were measured with.
+
+The rule is written down in ``tests/data/parity/README.md`` (copied from the shared parity
+folder): every floating-point ``state_dict`` entry gets values drawn from a generator seeded with
+the CRC32 of its key, scaled by a rule chosen from the key's last two dotted parts. Integer
+tensors (e.g. Swin's ``relative_position_index``) keep what the model computed.
+"""
+import math
+import zlib
+from typing import Dict
+
+import torch
+from torch import nn
+
+# Scale of biases, running means and other small tensors (rule 4 of the README).
+_SMALL_SCALE = 0.02
+# Spread of norm weights and running variances around 1 (rules 1 and 2).
+_NORM_SPREAD = 0.1
+
+
+def deterministic_value(key: str, shape: torch.Size) -> torch.Tensor:
+    """The float32 value the parity rule assigns to a ``state_dict`` entry.
+
+    Args:
+        key (str): the full ``state_dict`` key, e.g. ``"sem_seg_head.predictor.query_feat.weight"``.
+        shape (torch.Size): the entry's shape.
+
+    Returns:
+        Tensor: float32 of ``shape``.
+    """
+    generator = torch.Generator().manual_seed(zlib.crc32(key.encode("utf-8")))
+    x = torch.randn(shape, generator=generator, dtype=torch.float32)
+    parts = key.split(".")
+    name = parts[-1]
+    module = parts[-2] if len(parts) >= 2 else ""
+    if name == "running_var":
+        return 1 + _NORM_SPREAD * x.abs()
+    if name == "weight" and x.dim() == 1 and "norm" in module:
+        return 1 + _NORM_SPREAD * x
+    if module in ("query_feat", "query_embed") or name == "level_embed":
+        return x
+    if name in ("bias", "running_mean") or x.dim() < 2:
+        return _SMALL_SCALE * x
+    return x / math.sqrt(math.prod(shape[1:]))
+
+
+def deterministic_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
+    """A ``state_dict`` for ``model`` with every floating-point entry set by the parity rule.
+
+    Args:
+        model (nn.Module): any model; its own ``state_dict`` gives the keys, shapes and dtypes.
+
+    Returns:
+        dict: key -> tensor, loadable with ``model.load_state_dict(..., strict=True)``. Floating
+        entries keep the model's dtype; integer entries are the model's own values (cloned).
+    """
+    result = {}
+    for key, tensor in model.state_dict().items():
+        if tensor.is_floating_point():
+            result[key] = deterministic_value(key, tensor.shape).to(tensor.dtype)
+        else:
+            result[key] = tensor.detach().clone()
+    return result

@@ -1,0 +1,405 @@
+"""Video Mask2Former's masked-attention transformer decoder and its prediction heads.
+
+Shapes: B videos, T frames, Q queries, K classes (+1 no-object), C channels (``hidden_dim``),
+h_l x w_l the size of decoder level l, h x w the mask-feature size (stride 4).
+
+Every decoder layer lets the Q queries of a video cross-attend to the features of all its frames
+at one level (T*h_l*w_l keys, with a 3-D sine position encoding), restricted to where the
+previous prediction's 3-D mask (sigmoid > 0.5, resized to the level) is on; then the queries
+self-attend and pass a feed-forward block. After the learnable queries and after every layer the
+heads predict class logits (B, Q, K+1) and 3-D mask logits (B, Q, T, h, w) as the dot product of
+each query's mask embedding with every frame's mask features.
+
+State-dict keys are the official ones (``transformer_self_attention_layers.N.self_attn.*``,
+``transformer_cross_attention_layers.N.multihead_attn.*``, ``transformer_ffn_layers.N.*``,
+``decoder_norm``, ``query_feat``, ``query_embed``, ``level_embed``, ``class_embed``,
+``mask_embed``).
+"""
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .layers import MLP, Conv2d, activation_fn, c2_xavier_fill, residual_ffn, xavier_init_matrices
+from .position_encoding import PositionEmbeddingSine3D
+
+# A mask logit maps to "attend here" when its sigmoid is at least this (official value).
+ATTENTION_MASK_THRESHOLD = 0.5
+# The decoder cycles over this many pixel-decoder levels (coarse to fine).
+NUM_FEATURE_LEVELS = 3
+# Layers of the mask-embedding MLP.
+MASK_EMBED_LAYERS = 3
+
+
+def frames_to_videos(x: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """(B*T, ...) -> (B, T, ...), frames of a video being consecutive.
+
+    Args:
+        x (Tensor): (B*T, ...).
+        num_frames (int): T.
+    """
+    if x.shape[0] % num_frames != 0:
+        raise ValueError(
+            f"frames_to_videos: {x.shape[0]} frames do not split into videos of {num_frames} frames"
+        )
+    return x.view(x.shape[0] // num_frames, num_frames, *x.shape[1:])
+
+
+def videos_to_frames(x: torch.Tensor) -> torch.Tensor:
+    """(B, T, ...) -> (B*T, ...)."""
+    return x.flatten(0, 1)
+
+
+def _with_pos(x: torch.Tensor, pos: Optional[torch.Tensor]) -> torch.Tensor:
+    return x if pos is None else x + pos
+
+
+class _ResidualAttentionLayer(nn.Module):
+    """Multi-head attention with a residual connection and LayerNorm (post- or pre-norm).
+
+    The self- and cross-attention layers differ only in the name of their attention module
+    (``self_attn`` / ``multihead_attn``, the official key names) and in where the keys come from.
+    """
+
+    def __init__(
+        self,
+        attention_name: str,
+        *,
+        d_model: int,
+        nhead: int,
+        dropout: float = 0.0,
+        normalize_before: bool = False,
+    ):
+        super().__init__()
+        self._attention_name = attention_name
+        self.add_module(attention_name, nn.MultiheadAttention(d_model, nhead, dropout=dropout))
+        self.norm = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.normalize_before = normalize_before
+        xavier_init_matrices(self)
+
+    def _attend(
+        self,
+        tgt: torch.Tensor,
+        query_pos: Optional[torch.Tensor],
+        memory: Optional[torch.Tensor],
+        pos: Optional[torch.Tensor],
+        attn_mask: Optional[torch.Tensor],
+        key_padding_mask: Optional[torch.Tensor],
+    ) -> torch.Tensor:
+        """Attend from ``tgt`` to ``memory`` (to ``tgt`` itself when ``memory`` is None)."""
+        x = self.norm(tgt) if self.normalize_before else tgt
+        query = _with_pos(x, query_pos)
+        if memory is None:
+            key, value = query, x
+        else:
+            key, value = _with_pos(memory, pos), memory
+        attention = getattr(self, self._attention_name)
+        out = attention(
+            query, key, value=value, attn_mask=attn_mask, key_padding_mask=key_padding_mask
+        )[0]
+        tgt = tgt + self.dropout(out)
+        return tgt if self.normalize_before else self.norm(tgt)
+
+
+class SelfAttentionLayer(_ResidualAttentionLayer):
+    """Self-attention among the queries (key name ``self_attn``).
+
+    Args:
+        d_model (int): C.
+        nhead (int): attention heads.
+        dropout (float): dropout probability.
+        normalize_before (bool): pre-norm instead of post-norm.
+    """
+
+    def __init__(self, *, d_model: int, nhead: int, dropout: float = 0.0, normalize_before=False):
+        super().__init__(
+            "self_attn",
+            d_model=d_model,
+            nhead=nhead,
+            dropout=dropout,
+            normalize_before=normalize_before,
+        )
+
+    def forward(
+        self,
+        tgt: torch.Tensor,
+        tgt_mask: Optional[torch.Tensor] = None,
+        tgt_key_padding_mask: Optional[torch.Tensor] = None,
+        query_pos: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """(Q, B, C) -> (Q, B, C); ``query_pos`` (Q, B, C) is added to queries and keys."""
+        return self._attend(tgt, query_pos, None, None, tgt_mask, tgt_key_padding_mask)
+
+
+class CrossAttentionLayer(_ResidualAttentionLayer):
+    """Cross-attention from the queries to the features (key name ``multihead_attn``).
+
+    Args: as :class:`SelfAttentionLayer`.
+    """
+
+    def __init__(self, *, d_model: int, nhead: int, dropout: float = 0.0, normalize_before=False):
+        super().__init__(
+            "multihead_attn",
+            d_model=d_model,
+            nhead=nhead,
+            dropout=dropout,
+            normalize_before=normalize_before,
+        )
+
+    def forward(
+        self,
+        tgt: torch.Tensor,
+        memory: torch.Tensor,
+        memory_mask: Optional[torch.Tensor] = None,
+        memory_key_padding_mask: Optional[torch.Tensor] = None,
+        pos: Optional[torch.Tensor] = None,
+        query_pos: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """Attend from the queries to the memory.
+
+        Args:
+            tgt (Tensor): (Q, B, C) queries.
+            memory (Tensor): (S, B, C) keys/values (S = T*h*w for a video level).
+            memory_mask (Tensor, optional): (B*heads, Q, S) bool, True = may not attend.
+            memory_key_padding_mask (Tensor, optional): (B, S) bool.
+            pos (Tensor, optional): (S, B, C) added to the keys.
+            query_pos (Tensor, optional): (Q, B, C) added to the queries.
+
+        Returns:
+            Tensor: (Q, B, C).
+        """
+        return self._attend(tgt, query_pos, memory, pos, memory_mask, memory_key_padding_mask)
+
+
+class FFNLayer(nn.Module):
+    """Feed-forward block with residual connection and LayerNorm (see :func:`residual_ffn`).
+
+    Args:
+        d_model (int): C.
+        dim_feedforward (int): hidden width.
+        dropout (float): dropout probability.
+        activation (str): "relu", "gelu" or "glu".
+        normalize_before (bool): pre-norm instead of post-norm.
+    """
+
+    def __init__(
+        self,
+        *,
+        d_model: int,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.0,
+        activation: str = "relu",
+        normalize_before: bool = False,
+    ):
+        super().__init__()
+        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.dropout = nn.Dropout(dropout)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.norm = nn.LayerNorm(d_model)
+        self.activation = activation_fn(activation)
+        self.normalize_before = normalize_before
+        xavier_init_matrices(self)
+
+    def forward(self, tgt: torch.Tensor) -> torch.Tensor:
+        """(..., C) -> (..., C)."""
+        return residual_ffn(
+            tgt,
+            self.linear1,
+            self.linear2,
+            self.norm,
+            self.activation,
+            self.dropout,
+            self.dropout,
+            self.normalize_before,
+        )
+
+
+def _flatten_video_level(x: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """(B*T, C, h, w) -> (T*h*w, B, C): the keys of a video, frame-major."""
+    x = frames_to_videos(x.flatten(2), num_frames)  # (B, T, C, h*w)
+    return x.permute(1, 3, 0, 2).flatten(0, 1)
+
+
+class VideoMultiScaleMaskedTransformerDecoder(nn.Module):
+    """The video masked-attention decoder and its class / mask prediction heads.
+
+    Args:
+        in_channels (int): channels of the pixel decoder's multi-scale features.
+        num_classes (int): K.
+        hidden_dim (int): C.
+        num_queries (int): Q.
+        nheads (int): attention heads.
+        dim_feedforward (int): hidden width of the feed-forward blocks.
+        dec_layers (int): number of decoder layers (the official config's DEC_LAYERS minus 1,
+            which counts the prediction from the learnable queries as a layer).
+        pre_norm (bool): pre-norm layers.
+        mask_dim (int): channels of the mask features.
+        enforce_input_project (bool): project the features even when ``in_channels == hidden_dim``.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        num_classes: int,
+        hidden_dim: int = 256,
+        num_queries: int = 100,
+        nheads: int = 8,
+        dim_feedforward: int = 2048,
+        dec_layers: int = 9,
+        pre_norm: bool = False,
+        mask_dim: int = 256,
+        enforce_input_project: bool = False,
+    ):
+        super().__init__()
+        self.num_classes = num_classes
+        self.pe_layer = PositionEmbeddingSine3D(hidden_dim // 2, normalize=True)
+        self.num_heads = nheads
+        self.num_layers = dec_layers
+        self.transformer_self_attention_layers = nn.ModuleList()
+        self.transformer_cross_attention_layers = nn.ModuleList()
+        self.transformer_ffn_layers = nn.ModuleList()
+        for _ in range(dec_layers):
+            self.transformer_self_attention_layers.append(
+                SelfAttentionLayer(d_model=hidden_dim, nhead=nheads, normalize_before=pre_norm)
+            )
+            self.transformer_cross_attention_layers.append(
+                CrossAttentionLayer(d_model=hidden_dim, nhead=nheads, normalize_before=pre_norm)
+            )
+            self.transformer_ffn_layers.append(
+                FFNLayer(
+                    d_model=hidden_dim, dim_feedforward=dim_feedforward, normalize_before=pre_norm
+                )
+            )
+        self.decoder_norm = nn.LayerNorm(hidden_dim)
+        self.num_queries = num_queries
+        self.query_feat = nn.Embedding(num_queries, hidden_dim)  # learnable query features
+        self.query_embed = nn.Embedding(num_queries, hidden_dim)  # learnable query positions
+        self.num_feature_levels = NUM_FEATURE_LEVELS
+        self.level_embed = nn.Embedding(NUM_FEATURE_LEVELS, hidden_dim)
+        self.input_proj = nn.ModuleList()
+        for _ in range(NUM_FEATURE_LEVELS):
+            if in_channels != hidden_dim or enforce_input_project:
+                proj = Conv2d(in_channels, hidden_dim, kernel_size=1)
+                c2_xavier_fill(proj)
+                self.input_proj.append(proj)
+            else:
+                self.input_proj.append(nn.Sequential())  # identity, no state
+        self.class_embed = nn.Linear(hidden_dim, num_classes + 1)
+        self.mask_embed = MLP(hidden_dim, hidden_dim, mask_dim, MASK_EMBED_LAYERS)
+
+    def forward(
+        self,
+        x: List[torch.Tensor],
+        mask_features: torch.Tensor,
+        num_frames: int,
+        keep_aux: bool = False,
+    ) -> Dict[str, object]:
+        """Decode the queries of each video.
+
+        Args:
+            x (list[Tensor]): 3 levels (B*T, C_in, h_l, w_l), coarse to fine.
+            mask_features (Tensor): (B*T, mask_dim, h, w).
+            num_frames (int): T.
+            keep_aux (bool): also return the predictions before the last layer (deep
+                supervision; needed only for training).
+
+        Returns:
+            dict: ``pred_logits`` (B, Q, K+1), ``pred_masks`` (B, Q, T, h, w), ``pred_embeds``
+            (B, Q, C) the last layer's normalised query features and, with ``keep_aux``,
+            ``aux_outputs``: ``dec_layers`` dicts of the same, first to last.
+        """
+        if len(x) != self.num_feature_levels:
+            raise ValueError(
+                f"{type(self).__name__}: expected {self.num_feature_levels} feature levels, "
+                f"got {len(x)}"
+            )
+        mask_features = frames_to_videos(mask_features, num_frames)  # (B, T, C_m, h, w)
+        batch = mask_features.shape[0]
+        src, pos, sizes = [], [], []
+        for level in range(self.num_feature_levels):
+            sizes.append(tuple(x[level].shape[-2:]))
+            level_pos = self.pe_layer(frames_to_videos(x[level], num_frames))  # (B,T,C,h,w)
+            pos.append(_flatten_video_level(videos_to_frames(level_pos), num_frames))
+            projected = self.input_proj[level](x[level])
+            projected = projected + self.level_embed.weight[level][None, :, None, None]
+            src.append(_flatten_video_level(projected, num_frames))  # (T*h*w, B, C)
+
+        query_embed = self.query_embed.weight.unsqueeze(1).repeat(1, batch, 1)  # (Q, B, C)
+        output = self.query_feat.weight.unsqueeze(1).repeat(1, batch, 1)  # (Q, B, C)
+
+        predictions = []
+        outputs_class, outputs_mask, attn_mask = self.forward_prediction_heads(
+            output, mask_features, sizes[0], need_attn_mask=self.num_layers > 0
+        )
+        predictions.append((outputs_class, outputs_mask))
+        for i in range(self.num_layers):
+            level = i % self.num_feature_levels
+            # A query whose mask is empty everywhere would attend to nothing: let it see all.
+            attn_mask[torch.where(attn_mask.sum(-1) == attn_mask.shape[-1])] = False
+            output = self.transformer_cross_attention_layers[i](
+                output, src[level], memory_mask=attn_mask, pos=pos[level], query_pos=query_embed
+            )
+            output = self.transformer_self_attention_layers[i](output, query_pos=query_embed)
+            output = self.transformer_ffn_layers[i](output)
+            is_last = i == self.num_layers - 1
+            outputs_class, outputs_mask, attn_mask = self.forward_prediction_heads(
+                output,
+                mask_features,
+                sizes[(i + 1) % self.num_feature_levels],
+                need_attn_mask=not is_last,
+            )
+            if keep_aux:
+                predictions.append((outputs_class, outputs_mask))
+            else:
+                predictions[-1] = (outputs_class, outputs_mask)
+
+        out = {
+            "pred_logits": predictions[-1][0],
+            "pred_masks": predictions[-1][1],
+            # (B, Q, C): what the windowed inference matches queries across windows by.
+            "pred_embeds": self.decoder_norm(output).transpose(0, 1),
+        }
+        if keep_aux:
+            out["aux_outputs"] = [
+                {"pred_logits": logits, "pred_masks": masks} for logits, masks in predictions[:-1]
+            ]
+        return out
+
+    def forward_prediction_heads(
+        self,
+        output: torch.Tensor,
+        mask_features: torch.Tensor,
+        attn_mask_target_size: Tuple[int, int],
+        need_attn_mask: bool = True,
+    ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """Class and 3-D mask predictions, and the attention mask for the next layer.
+
+        Args:
+            output (Tensor): (Q, B, C) query features.
+            mask_features (Tensor): (B, T, C_m, h, w).
+            attn_mask_target_size (tuple): (h_l, w_l) of the next layer's level.
+            need_attn_mask (bool): compute the attention mask (not needed after the last layer).
+
+        Returns:
+            tuple: class logits (B, Q, K+1), mask logits (B, Q, T, h, w), and the attention
+            mask (B*heads, Q, T*h_l*w_l) bool, True where a query may not attend (or None).
+        """
+        decoder_output = self.decoder_norm(output).transpose(0, 1)  # (B, Q, C)
+        outputs_class = self.class_embed(decoder_output)
+        mask_embed = self.mask_embed(decoder_output)  # (B, Q, C_m)
+        outputs_mask = torch.einsum("bqc,btchw->bqthw", mask_embed, mask_features)
+        if not need_attn_mask:
+            return outputs_class, outputs_mask, None
+        b, q, t = outputs_mask.shape[:3]
+        attn_mask = F.interpolate(
+            outputs_mask.flatten(0, 1),  # (B*Q, T, h, w): frames as channels
+            size=attn_mask_target_size,
+            mode="bilinear",
+            align_corners=False,
+        ).view(b, q, t * attn_mask_target_size[0] * attn_mask_target_size[1])
+        attn_mask = attn_mask.sigmoid() < ATTENTION_MASK_THRESHOLD  # (B, Q, T*h_l*w_l)
+        attn_mask = attn_mask.unsqueeze(1).repeat(1, self.num_heads, 1, 1).flatten(0, 1)
+        return outputs_class, outputs_mask, attn_mask.detach()

@@ -1,0 +1,328 @@
+"""``VideoMaskFormer``: the Video Mask2Former meta-architecture as a plain ``nn.Module``.
+
+Shapes: B videos, T frames, N = B*T images, Q queries, K classes, Hp x Wp the padded input size,
+h x w = Hp/4 x Wp/4 the mask-logit size, M instances of a video.
+
+Inputs are detectron2-style dicts, one per video: ``"image"`` a list of T (3, H, W) tensors (RGB,
+0..255), optional ``"height"``/``"width"`` (output size) and, for training, ``"instances"`` a list
+of T per-frame objects with ``gt_classes`` (M,), ``gt_ids`` (M,) (-1: absent in that frame) and
+``gt_masks`` ((M, H, W) tensor or an object with ``.tensor``), e.g.
+:class:`video_mask2former.structures.FrameInstances` or detectron2's ``Instances``.
+
+The attribute names ``backbone``, ``sem_seg_head`` and ``criterion`` give the official
+state-dict keys; ``pixel_mean``/``pixel_std`` are non-persistent buffers (not in the state_dict).
+"""
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from .inference import DEFAULT_CHUNK_SIZE, DEFAULT_TOPK, video_inference
+from .windowed_inference import WindowOutput, windowed_inference
+
+
+def pad_images(
+    images: Sequence[torch.Tensor], size_divisibility: int, pad_value: float = 0.0
+) -> Tuple[torch.Tensor, List[Tuple[int, int]]]:
+    """Batch images of different sizes by padding bottom/right (like detectron2's ImageList).
+
+    Args:
+        images (sequence of Tensor): N tensors (C, H_i, W_i).
+        size_divisibility (int): pad H and W up to a multiple of this (0 or 1: no rounding).
+        pad_value (float): value of the padding.
+
+    Returns:
+        tuple: (N, C, Hp, Wp) tensor and the N un-padded sizes (H_i, W_i).
+    """
+    sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
+    max_h = max(h for h, _ in sizes)
+    max_w = max(w for _, w in sizes)
+    if size_divisibility > 1:
+        max_h = -(-max_h // size_divisibility) * size_divisibility
+        max_w = -(-max_w // size_divisibility) * size_divisibility
+    batch = images[0].new_full((len(images), images[0].shape[0], max_h, max_w), pad_value)
+    for image, out in zip(images, batch):
+        out[:, : image.shape[-2], : image.shape[-1]].copy_(image)
+    return batch, sizes
+
+
+def _mask_tensor(gt_masks) -> torch.Tensor:
+    """The (M, H, W) tensor of ``gt_masks`` (a tensor or detectron2's BitMasks)."""
+    return gt_masks.tensor if hasattr(gt_masks, "tensor") else gt_masks
+
+
+class VideoMaskFormer(nn.Module):
+    """Backbone + MaskFormerHead + criterion; normalises, pads, trains and infers on videos.
+
+    Args:
+        backbone (nn.Module): ``forward(N,3,H,W) -> {"res2".."res5"}``, ``size_divisibility``.
+        sem_seg_head (nn.Module): :class:`MaskFormerHead`.
+        criterion (nn.Module): ``criterion(outputs, targets) -> dict of unweighted losses`` with a
+            ``weight_dict`` attribute; only used in training (may be None for inference only).
+        num_queries (int): Q.
+        size_divisibility (int): pad inputs to a multiple of this; negative: the backbone's.
+        pixel_mean (sequence of float): per-channel mean (RGB, 0..255 scale).
+        pixel_std (sequence of float): per-channel std.
+        num_frames (int): frames per training clip (the official INPUT.SAMPLING_FRAME_NUM); the
+            model itself reads T from its inputs.
+        test_topk (int): video instances returned at inference.
+        inference_chunk_size (int, optional): frames upsampled at a time at inference.
+        window_size (int): 0 runs inference on the whole video at once (the paper); W > 0 runs
+            it on consecutive windows of W frames linked into tracks, with memory that does not
+            grow with the video's length (see :mod:`.windowed_inference`).
+    """
+
+    def __init__(
+        self,
+        *,
+        backbone: nn.Module,
+        sem_seg_head: nn.Module,
+        criterion: Optional[nn.Module],
+        num_queries: int,
+        size_divisibility: int,
+        pixel_mean: Sequence[float],
+        pixel_std: Sequence[float],
+        num_frames: int = 2,
+        test_topk: int = DEFAULT_TOPK,
+        inference_chunk_size: Optional[int] = DEFAULT_CHUNK_SIZE,
+        window_size: int = 0,
+    ):
+        super().__init__()
+        self.backbone = backbone
+        self.sem_seg_head = sem_seg_head
+        self.criterion = criterion
+        self.num_queries = num_queries
+        if size_divisibility < 0:
+            size_divisibility = backbone.size_divisibility
+        self.size_divisibility = size_divisibility
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+        self.num_frames = num_frames
+        self.test_topk = test_topk
+        self.inference_chunk_size = inference_chunk_size
+        if window_size < 0:
+            raise ValueError(f"VideoMaskFormer: window_size must be >= 0, got {window_size}")
+        self.window_size = window_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def preprocess(
+        self, batched_inputs: List[Dict]
+    ) -> Tuple[torch.Tensor, List[Tuple[int, int]], int]:
+        """Normalise and pad the frames of all videos.
+
+        Args:
+            batched_inputs (list[dict]): B videos with ``"image"``: T tensors (3, H, W).
+
+        Returns:
+            tuple: images (B*T, 3, Hp, Wp), their un-padded sizes (B*T pairs), and T.
+        """
+        lengths = [len(video["image"]) for video in batched_inputs]
+        if not lengths or min(lengths) == 0 or len(set(lengths)) != 1:
+            raise ValueError(
+                f"VideoMaskFormer: every video of a batch needs the same number (> 0) of frames "
+                f"in 'image', got {lengths}"
+            )
+        frames = [
+            (frame.to(self.device).float() - self.pixel_mean) / self.pixel_std
+            for video in batched_inputs
+            for frame in video["image"]
+        ]
+        images, sizes = pad_images(frames, self.size_divisibility)
+        return images, sizes, lengths[0]
+
+    def predict(self, images: torch.Tensor, num_frames: int, keep_aux: bool) -> Dict[str, object]:
+        """Raw predictions of the network for preprocessed frames.
+
+        Args:
+            images (Tensor): (B*T, 3, Hp, Wp) normalised, padded frames, each video's consecutive.
+            num_frames (int): T.
+            keep_aux (bool): also return the deep-supervision outputs.
+
+        Returns:
+            dict: ``pred_logits`` (B, Q, K+1), ``pred_masks`` (B, Q, T, Hp/4, Wp/4)
+            [, ``aux_outputs``].
+        """
+        features = self.backbone(images)
+        return self.sem_seg_head(features, num_frames, keep_aux)
+
+    def forward(self, batched_inputs: List[Dict]):
+        """Training losses, or the inference result of one video.
+
+        Args:
+            batched_inputs (list[dict]): see the module docstring; one video at inference.
+
+        Returns:
+            In training, dict of weighted losses (``loss_ce``, ``loss_mask``, ``loss_dice`` and
+            their ``_i`` deep-supervision copies). In eval, the official video result:
+            ``image_size`` (H, W), ``pred_scores``, ``pred_labels``, ``pred_masks`` (k (T, H, W)
+            bool tensors on the CPU; with ``window_size > 0``, k
+            :class:`~video_mask2former.structures.RLEVideoMask`, see :meth:`inference_windowed`).
+        """
+        if not self.training and len(batched_inputs) != 1:
+            raise ValueError(
+                f"VideoMaskFormer inference takes one video per call, got {len(batched_inputs)}"
+            )
+        if not self.training and self.window_size > 0:
+            video = batched_inputs[0]
+            height, width = video["image"][0].shape[-2:]
+            output_size = (video.get("height", height), video.get("width", width))
+            return self.inference_windowed(video["image"], output_size)
+        images, sizes, num_frames = self.preprocess(batched_inputs)
+        outputs = self.predict(images, num_frames, keep_aux=self.training)
+        if self.training:
+            if self.criterion is None:
+                raise RuntimeError("VideoMaskFormer: training needs a criterion; none was given")
+            targets = self.prepare_targets(batched_inputs, tuple(images.shape[-2:]))
+            losses = self.criterion(outputs, targets)
+            weights = self.criterion.weight_dict
+            return {name: loss * weights[name] for name, loss in losses.items() if name in weights}
+        video = batched_inputs[0]
+        image_size = sizes[0]
+        output_size = (video.get("height", image_size[0]), video.get("width", image_size[1]))
+        return video_inference(
+            outputs["pred_logits"][0],
+            outputs["pred_masks"][0],
+            padded_size=tuple(images.shape[-2:]),
+            image_size=image_size,
+            output_size=output_size,
+            topk=self.test_topk,
+            chunk_size=self.inference_chunk_size,
+        )
+
+    def prepare_targets(
+        self, batched_inputs: List[Dict], padded_size: Tuple[int, int]
+    ) -> List[Dict[str, torch.Tensor]]:
+        """Per-video targets for the criterion.
+
+        An instance is kept when it is present (``gt_ids != -1``) in at least one frame. Its
+        label is its ``gt_classes`` entry in the **last frame where it is present**.
+
+        This differs from the official ``prepare_targets``, which takes every label from the last
+        sampled frame. The official dataset mapper fills an instance that has no annotation in
+        a frame with a dummy one whose ``category_id`` is ``num_classes`` (the no-object id) and
+        whose id is -1; so an instance present in earlier frames but not annotated in the last
+        one is trained with the no-object label as its class target while its masks are still
+        supervised. (An instance whose mask only became empty through augmentation keeps its
+        real class there, since the mapper then sets only its id to -1.) Here the class comes
+        from a frame where the instance exists, so it is always a real class; both agree
+        whenever every kept instance is present in the last frame.
+
+        Args:
+            batched_inputs (list[dict]): B videos with ``"instances"``: T per-frame objects with
+                ``image_size`` (H, W), ``gt_classes`` (M,), ``gt_ids`` (M,), ``gt_masks``
+                (M, H, W); the M instances are aligned across frames.
+            padded_size (tuple): (Hp, Wp).
+
+        Returns:
+            list[dict]: per video ``labels`` (M',) int64, ``ids`` (M', T) int64, ``masks``
+            (M', T, Hp, Wp) float, for the M' instances present in some frame.
+        """
+        targets = []
+        for video_index, video in enumerate(batched_inputs):
+            frames = video.get("instances")
+            if frames is None or len(frames) != len(video["image"]):
+                raise ValueError(
+                    f"VideoMaskFormer.prepare_targets: video {video_index} needs 'instances' with "
+                    f"one entry per frame ({len(video['image'])}), got "
+                    f"{None if frames is None else len(frames)}"
+                )
+            num_instances = len(frames[0].gt_ids)
+            masks = torch.zeros(
+                (num_instances, len(frames), *padded_size), dtype=torch.bool, device=self.device
+            )
+            ids, classes = [], []
+            for frame_index, frame in enumerate(frames):
+                if len(frame.gt_ids) != num_instances:
+                    raise ValueError(
+                        f"VideoMaskFormer.prepare_targets: video {video_index} frame "
+                        f"{frame_index} has {len(frame.gt_ids)} instances, frame 0 has "
+                        f"{num_instances}; instances must be aligned across frames"
+                    )
+                frame_masks = _mask_tensor(frame.gt_masks).to(self.device)
+                h, w = frame_masks.shape[-2:]
+                masks[:, frame_index, :h, :w] = frame_masks.bool()
+                ids.append(frame.gt_ids.to(self.device).long())
+                classes.append(frame.gt_classes.to(self.device).long())
+            ids = torch.stack(ids, dim=1)  # (M, T)
+            classes = torch.stack(classes, dim=1)  # (M, T)
+            present = ids != -1  # (M, T)
+            valid = present.any(dim=1)
+            frame_index = torch.arange(len(frames), device=self.device)
+            last_present = torch.where(present, frame_index, -1).amax(dim=1).clamp(min=0)  # (M,)
+            labels = classes.gather(1, last_present[:, None])[:, 0]
+            targets.append(
+                {"labels": labels[valid], "ids": ids[valid], "masks": masks[valid].float()}
+            )
+        return targets
+
+    def inference_raw(self, batched_inputs: List[Dict], keep_aux: bool = False):
+        """Network outputs and sizes for a batch of videos, without post-processing.
+
+        Returns:
+            tuple: outputs dict (see :meth:`predict`), padded size (Hp, Wp), un-padded sizes.
+        """
+        images, sizes, num_frames = self.preprocess(batched_inputs)
+        outputs = self.predict(images, num_frames, keep_aux=keep_aux)
+        return outputs, tuple(images.shape[-2:]), sizes
+
+
+    def predict_window(self, frames: Sequence) -> WindowOutput:
+        """The network's prediction for one window of frames (one video, no post-processing).
+
+        Args:
+            frames (sequence): W frames, each a (3, H, W) tensor (RGB, 0..255) or an (H, W, 3)
+                uint8 RGB array.
+
+        Returns:
+            WindowOutput: logits (Q, K+1), mask logits (Q, W, Hp/4, Wp/4), embeddings (Q, C).
+        """
+        images = [_as_chw_tensor(frame) for frame in frames]
+        batch, sizes, num_frames = self.preprocess([{"image": images}])
+        outputs = self.predict(batch, num_frames, keep_aux=False)
+        return WindowOutput(
+            pred_logits=outputs["pred_logits"][0],
+            pred_masks=outputs["pred_masks"][0],
+            pred_embeds=outputs["pred_embeds"][0],
+            padded_size=tuple(batch.shape[-2:]),
+            image_size=sizes[0],
+        )
+
+    @torch.no_grad()
+    def inference_windowed(
+        self, frames: Iterable, output_size: Tuple[int, int], window_size: Optional[int] = None
+    ) -> Dict[str, object]:
+        """Windowed inference of one video, streaming its frames.
+
+        Args:
+            frames (iterable): the video's frames, (3, H, W) tensors or (H, W, 3) uint8 RGB
+                arrays; consumed one window at a time, so a generator reading from disk keeps
+                memory bounded.
+            output_size (tuple): (H, W) of the returned masks.
+            window_size (int, optional): W; defaults to the model's ``window_size`` (or the whole
+                video in one window when that is 0).
+
+        Returns:
+            dict: ``image_size``, ``pred_scores``, ``pred_labels``, ``pred_masks`` (k
+            :class:`~video_mask2former.structures.RLEVideoMask`, compact (T, H, W) masks), and
+            ``pred_track_ids``. With W >= T it equals whole-video inference exactly.
+        """
+        size = window_size or self.window_size
+        if not size:
+            frames = list(frames)
+            size = max(1, len(frames))
+        return windowed_inference(
+            self.predict_window, frames, size, output_size, topk=self.test_topk
+        )
+
+
+def _as_chw_tensor(frame) -> torch.Tensor:
+    """A (3, H, W) tensor of a frame given as a tensor or as an (H, W, 3) RGB numpy array."""
+    if isinstance(frame, np.ndarray):
+        if frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"expected an (H, W, 3) RGB frame, got an array of shape {frame.shape}")
+        return torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1)))
+    return frame

@@ -1,0 +1,236 @@
+"""Windowed inference for long videos: bounded memory, one track per output instance.
+
+Shapes: T frames in the video, W frames per window, Q queries, K classes (+1 no-object), C query
+channels, h x w the mask-logit size, H x W the output size.
+
+The paper runs the whole video through the network at once, so memory grows with T (the backbone
+features, the T*h*w keys of the masked attention and the (Q, T, h, w) mask logits). Here the video
+is cut into consecutive windows of W frames; inside a window the network is the paper's (joint
+spatio-temporal attention over the window's frames). Windows are linked as online VIS methods built
+on Mask2Former do (MinVIS): the Q query embeddings of a window are matched one-to-one to the
+previous window's by Hungarian matching on cosine similarity, so query slot ``j`` of every window
+continues **track** ``j``. There are always Q tracks.
+
+What is kept of a finished window is small: per track, its class probabilities (summed), whether it
+was active, and its masks resized to the output size, thresholded and run-length encoded on the
+CPU. Features, logits and float masks of the window are dropped, so memory does not grow with T
+beyond the RLEs of the results.
+
+Decisions (documented in README.md):
+
+- **Score and class.** A track's probability of class ``c`` is its softmax probability of ``c``
+  averaged over the windows where the track is *active* (its thresholded mask has a foreground
+  pixel in some frame of the window); a track that is never active averages over all windows. The
+  final top-k is taken over (track, class) pairs of these averages, exactly as the whole-video
+  inference takes it over (query, class) pairs; so a track can be reported with two classes, as a
+  query can.
+- **Tracks that appear later.** A slot whose object leaves and a slot that is free (matched to
+  background queries) are both just tracks; an object entering in a later window is picked up by
+  the slot its query is matched to, and its earlier frames are empty masks. Averaging over active
+  windows only keeps its score from being diluted by the windows before it appeared.
+- **Equality.** With W >= T there is one window, every average is over that one window, and the
+  result equals :func:`video_inference` on the whole video exactly (the same probabilities, the
+  same top-k, the same resizing and threshold).
+"""
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+
+import torch
+from scipy.optimize import linear_sum_assignment
+from torch.nn import functional as F
+
+from ..structures import RLEVideoMask, encode_masks
+from .inference import DEFAULT_TOPK, MASK_LOGIT_THRESHOLD, resize_mask_logits, topk_pairs
+
+# Mask maps (query x frame) resized at a time: bounds the float buffers of the resizing
+# (128 maps of 360x640 float32 are 118 MB).
+DEFAULT_MAPS_PER_CHUNK = 128
+
+
+@dataclass
+class WindowOutput:
+    """What the network predicts for one window of frames.
+
+    Attributes:
+        pred_logits (Tensor): (Q, K+1) class logits.
+        pred_masks (Tensor): (Q, W, h, w) mask logits.
+        pred_embeds (Tensor): (Q, C) query embeddings (after the decoder's final norm).
+        padded_size (tuple): (Hp, Wp) of the padded network input.
+        image_size (tuple): (Hi, Wi) of the frames before padding.
+    """
+
+    pred_logits: torch.Tensor
+    pred_masks: torch.Tensor
+    pred_embeds: torch.Tensor
+    padded_size: Tuple[int, int]
+    image_size: Tuple[int, int]
+
+
+def match_embeddings(previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+    """One-to-one matching of the current window's queries to the previous window's tracks.
+
+    Args:
+        previous (Tensor): (Q, C) embeddings of the tracks, in track order.
+        current (Tensor): (Q, C) embeddings of the current window's queries.
+
+    Returns:
+        Tensor: (Q,) int64 ``order`` such that ``current[order[j]]`` continues track ``j``
+        (maximum total cosine similarity).
+    """
+    similarity = F.normalize(previous.float(), dim=-1) @ F.normalize(current.float(), dim=-1).T
+    rows, cols = linear_sum_assignment(similarity.cpu().numpy(), maximize=True)
+    order = torch.empty(len(rows), dtype=torch.long)
+    order[torch.as_tensor(rows)] = torch.as_tensor(cols, dtype=torch.long)
+    return order
+
+
+class TrackAccumulator:
+    """Links window outputs into Q tracks and keeps only what the final result needs.
+
+    Args:
+        output_size (tuple): (H, W) of the returned masks.
+        maps_per_chunk (int): (query, frame) mask maps resized at a time.
+    """
+
+    def __init__(self, output_size: Tuple[int, int], maps_per_chunk: int = DEFAULT_MAPS_PER_CHUNK):
+        self.output_size = tuple(int(s) for s in output_size)
+        self.maps_per_chunk = max(1, int(maps_per_chunk))
+        self.num_windows = 0
+        self.num_frames = 0
+        self._embeds: Optional[torch.Tensor] = None  # (Q, C) of the last window, track order
+        self._prob_sum_all: Optional[torch.Tensor] = None  # (Q, K)
+        self._prob_sum_active: Optional[torch.Tensor] = None  # (Q, K)
+        self._active_windows: Optional[torch.Tensor] = None  # (Q,)
+        self._rles: List[List[Dict]] = []  # per track, one RLE per frame so far
+
+    def add(self, window: WindowOutput) -> torch.Tensor:
+        """Append one window.
+
+        Returns:
+            Tensor: (Q,) the query of this window that continues each track.
+        """
+        num_queries = window.pred_logits.shape[0]
+        if self._embeds is None:
+            order = torch.arange(num_queries)
+            self._prob_sum_all = torch.zeros(num_queries, window.pred_logits.shape[1] - 1)
+            self._prob_sum_active = torch.zeros_like(self._prob_sum_all)
+            self._active_windows = torch.zeros(num_queries)
+            self._rles = [[] for _ in range(num_queries)]
+        else:
+            if num_queries != self._embeds.shape[0]:
+                raise ValueError(
+                    f"TrackAccumulator: window {self.num_windows} has {num_queries} queries, "
+                    f"earlier windows had {self._embeds.shape[0]}"
+                )
+            order = match_embeddings(self._embeds, window.pred_embeds)
+        device_order = order.to(window.pred_logits.device)
+        self._embeds = window.pred_embeds[device_order].detach()
+        probs = F.softmax(window.pred_logits[device_order].float(), dim=-1)[:, :-1].cpu()
+        active = self._append_masks(window, device_order)  # (Q,) bool
+        self._prob_sum_all += probs
+        self._prob_sum_active += probs * active[:, None]
+        self._active_windows += active
+        self.num_windows += 1
+        self.num_frames += window.pred_masks.shape[1]
+        return order
+
+    def _append_masks(self, window: WindowOutput, order: torch.Tensor) -> torch.Tensor:
+        """Resize, threshold and RLE-encode the window's masks in track order.
+
+        Returns:
+            Tensor: (Q,) bool, whether each track has a foreground pixel in the window.
+        """
+        masks = window.pred_masks[order]  # (Q, W, h, w)
+        num_queries, num_frames = masks.shape[:2]
+        frames_per_chunk = max(1, min(num_frames, self.maps_per_chunk))
+        queries_per_chunk = max(1, self.maps_per_chunk // frames_per_chunk)
+        active = torch.zeros(num_queries, dtype=torch.bool)
+        window_rles = [[] for _ in range(num_queries)]
+        for f0 in range(0, num_frames, frames_per_chunk):
+            for q0 in range(0, num_queries, queries_per_chunk):
+                logits = resize_mask_logits(
+                    masks[q0 : q0 + queries_per_chunk, f0 : f0 + frames_per_chunk],
+                    window.padded_size,
+                    window.image_size,
+                    self.output_size,
+                )  # (q, f, H, W)
+                binary = logits > MASK_LOGIT_THRESHOLD
+                active[q0 : q0 + binary.shape[0]] |= binary.flatten(1).any(dim=1).cpu()
+                rles = encode_masks(binary.flatten(0, 1))  # q*f RLEs, query-major
+                for i in range(binary.shape[0]):
+                    chunk = rles[i * binary.shape[1] : (i + 1) * binary.shape[1]]
+                    window_rles[q0 + i].extend(chunk)
+        for track, rles in zip(self._rles, window_rles):
+            track.extend(rles)
+        return active
+
+    def track_scores(self) -> torch.Tensor:
+        """(Q, K) class probabilities of the tracks, averaged over their active windows."""
+        if self.num_windows == 0:
+            raise RuntimeError("TrackAccumulator: no window was added")
+        active = self._active_windows[:, None]
+        averaged_active = self._prob_sum_active / active.clamp(min=1)
+        averaged_all = self._prob_sum_all / self.num_windows
+        return torch.where(active > 0, averaged_active, averaged_all)
+
+    def result(self, topk: int = DEFAULT_TOPK) -> Dict[str, object]:
+        """The top-k (track, class) pairs in the official video-result format.
+
+        Returns:
+            dict: ``image_size`` (H, W), ``pred_scores``, ``pred_labels``, ``pred_masks`` (k
+            :class:`RLEVideoMask`, each T frames; ``.to_tensor()`` gives (T, H, W) bool), and
+            ``pred_track_ids`` (the track of each prediction).
+        """
+        scores, labels, tracks = topk_pairs(self.track_scores(), topk)
+        return {
+            "image_size": self.output_size,
+            "pred_scores": scores.tolist(),
+            "pred_labels": labels.tolist(),
+            "pred_masks": [RLEVideoMask(self._rles[int(t)]) for t in tracks],
+            "pred_track_ids": tracks.tolist(),
+        }
+
+
+def iter_windows(frames: Iterable, window_size: int) -> Iterator[List]:
+    """Consecutive lists of ``window_size`` items (the last may be shorter); streams the input."""
+    if window_size < 1:
+        raise ValueError(f"iter_windows: window_size must be >= 1, got {window_size}")
+    window = []
+    for frame in frames:
+        window.append(frame)
+        if len(window) == window_size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+def windowed_inference(
+    predict_window: Callable[[List], WindowOutput],
+    frames: Iterable,
+    window_size: int,
+    output_size: Tuple[int, int],
+    topk: int = DEFAULT_TOPK,
+    maps_per_chunk: int = DEFAULT_MAPS_PER_CHUNK,
+) -> Dict[str, object]:
+    """Run ``predict_window`` on consecutive windows of ``frames`` and link them into tracks.
+
+    Args:
+        predict_window (callable): list of W frames -> :class:`WindowOutput`.
+        frames (iterable): the video's frames; consumed lazily (a generator reading from disk
+            keeps at most one window of frames in memory).
+        window_size (int): W, frames per window (>= 1).
+        output_size (tuple): (H, W) of the returned masks.
+        topk (int): predictions returned.
+        maps_per_chunk (int): (query, frame) mask maps resized at a time.
+
+    Returns:
+        dict: see :meth:`TrackAccumulator.result`.
+    """
+    tracks = TrackAccumulator(output_size, maps_per_chunk)
+    for window in iter_windows(frames, window_size):
+        with torch.no_grad():
+            tracks.add(predict_window(window))
+    if tracks.num_windows == 0:
+        raise ValueError("windowed_inference: the video has no frames")
+    return tracks.result(topk)
