@@ -107,3 +107,14 @@ def test_case_results_validate_against_case_ground_truth():
     gt = YTVISGroundTruth.from_json(os.path.join(DATA_DIR, "ytvis_eval", "case4_gt.json"))
     path = os.path.join(DATA_DIR, "ytvis_eval", "case4_results.json")
     assert len(load_results(path, gt.videos, category_ids=gt.category_ids)) == 32
+
+
+def test_windowed_rle_masks_encode_like_dense_masks():
+    from video_mask2former.evaluation.results import encode_mask_frames
+    from video_mask2former.structures import RLEVideoMask, encode_masks
+
+    generator = torch.Generator().manual_seed(7)
+    dense = torch.rand(3, 9, 11, generator=generator) > 0.6
+    compact = RLEVideoMask(encode_masks(dense))
+    assert encode_mask_frames(compact) == encode_mask_frames(dense)
+    assert encode_mask_frames(dense.numpy().astype(np.uint8)) == encode_mask_frames(dense)

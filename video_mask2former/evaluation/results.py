@@ -16,14 +16,14 @@ import os
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import pycocotools.mask as mask_util
 import torch
 
 # one error type for every YouTube-VIS format problem (annotation files and results files)
 from ..data.ytvis import YTVISFormatError
+from ..structures import RLEVideoMask, encode_masks
 
 RESULTS_FILE_NAME = "results.json"
 SUBMISSION_ZIP_NAME = "results.zip"
@@ -53,24 +53,31 @@ class VideoSpec:
 # ---------------------------------------------------------------------------------------------
 
 
-def encode_mask_frames(masks: Union[torch.Tensor, np.ndarray]) -> List[dict]:
+def encode_mask_frames(masks: Union[torch.Tensor, np.ndarray, RLEVideoMask]) -> List[dict]:
     """Encode one instance track as one compressed RLE per frame.
 
     Args:
-        masks (Tensor or ndarray): (T, H, W) bool (or 0/1) masks of one instance.
+        masks (Tensor, ndarray or RLEVideoMask): (T, H, W) bool (or 0/1) masks of one instance,
+            or the already run-length-encoded masks of the windowed inference.
 
     Returns:
         list[dict]: T RLEs ``{"size": [H, W], "counts": str}`` (counts decoded as UTF-8 so that the
         entry is JSON-serialisable).
     """
-    if isinstance(masks, torch.Tensor):
-        masks = masks.detach().cpu().numpy()
-    if masks.ndim != 3:
-        raise ValueError(f"expected (T, H, W) masks, got shape {tuple(masks.shape)}")
-    # pycocotools encodes an (H, W, T) Fortran-ordered uint8 array in one call.
-    frames_last = np.asfortranarray(masks.astype(np.uint8).transpose(1, 2, 0))
-    rles = mask_util.encode(frames_last)
-    return [{"size": [int(s) for s in r["size"]], "counts": r["counts"].decode("utf-8")} for r in rles]
+    if isinstance(masks, RLEVideoMask):
+        rles = masks.rles
+    else:
+        masks = torch.as_tensor(masks)
+        if masks.ndim != 3:
+            raise ValueError(f"expected (T, H, W) masks, got shape {tuple(masks.shape)}")
+        rles = encode_masks(masks.detach() != 0)
+    return [
+        {
+            "size": [int(s) for s in r["size"]],
+            "counts": r["counts"].decode("utf-8") if isinstance(r["counts"], bytes) else r["counts"],
+        }
+        for r in rles
+    ]
 
 
 def video_predictions_to_results(
