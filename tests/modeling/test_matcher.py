@@ -14,7 +14,7 @@ Q, K, T, H, W = 5, 3, 2, 32, 32
 
 
 def _video(perm, labels, generator):
-    """Queries whose masks / classes are ``perm``-shuffled copies of the targets (a perfect match)."""
+    """Queries whose masks / classes are ``perm``-shuffled copies of the targets (perfect match)."""
     n = len(labels)
     coarse = (torch.rand(n, T, H // 8, W // 8, generator=generator) > 0.5).float()
     masks = coarse.repeat_interleave(8, dim=2).repeat_interleave(8, dim=3)  # 8x8 blocks

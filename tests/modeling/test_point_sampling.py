@@ -1,4 +1,4 @@
-"""point_sample follows grid_sample on the unit square; uncertainty sampling picks uncertain points."""
+"""point_sample is grid_sample on the unit square; uncertainty sampling picks uncertain points."""
 
 import pytest
 import torch

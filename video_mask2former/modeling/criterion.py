@@ -47,7 +47,7 @@ def dice_loss(inputs: torch.Tensor, targets: torch.Tensor, num_masks: float) -> 
 
 
 def pairwise_dice_cost(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Dice loss of every logit row against every target row (the pairwise form of :func:`dice_loss`).
+    """Dice loss of every logit row against every target row (pairwise :func:`dice_loss`).
 
     Args:
         inputs (Tensor): (Q, P) logits.
@@ -222,7 +222,8 @@ class VideoSetCriterion(nn.Module):
         """
         if len(targets) != outputs["pred_logits"].shape[0]:
             raise ValueError(
-                f"Got {len(targets)} targets for a batch of {outputs['pred_logits'].shape[0]} videos"
+                f"VideoSetCriterion: got {len(targets)} targets for a batch of "
+                f"{outputs['pred_logits'].shape[0]} videos"
             )
         last = {k: v for k, v in outputs.items() if k != "aux_outputs"}
         num_masks = self._num_masks(targets, outputs["pred_logits"].device)

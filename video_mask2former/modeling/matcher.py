@@ -43,7 +43,7 @@ class VideoHungarianMatcher(nn.Module):
             cost_class (float): weight of the class-probability cost.
             cost_mask (float): weight of the sigmoid-CE mask cost.
             cost_dice (float): weight of the dice mask cost.
-            num_points (int): P, random points per video (12544 = 112 * 112 in the official configs).
+            num_points (int): P, random points per video (12544 = 112 * 112 officially).
         """
         super().__init__()
         if cost_class == 0 and cost_mask == 0 and cost_dice == 0:

@@ -1,4 +1,4 @@
-"""Swin Transformer backbone (Liu et al. 2021) with the key layout of Mask2Former's D2SwinTransformer.
+"""Swin Transformer backbone (Liu et al. 2021), key layout of Mask2Former's D2SwinTransformer.
 
 Shape shorthand in this module:
     N: images (B*T frames of a batch of clips)     C: channels of the current stage
@@ -163,7 +163,8 @@ class WindowAttention(nn.Module):
         """
         Args:
             x (Tensor): (N*nW, ws*ws, C) window tokens.
-            mask (Tensor, optional): (nW, ws*ws, ws*ws) additive mask (0 or -100) of shifted windows.
+            mask (Tensor, optional): (nW, ws*ws, ws*ws) additive mask (0 or -100) of shifted
+                windows.
 
         Returns:
             Tensor: (N*nW, ws*ws, C).
@@ -259,7 +260,7 @@ class SwinTransformerBlock(nn.Module):
 
 
 class PatchMerging(nn.Module):
-    """2x2 token merge: (N, H*W, C) -> (N, ceil(H/2)*ceil(W/2), 2C) (keys ``norm``, ``reduction``)."""
+    """2x2 merge: (N, H*W, C) -> (N, ceil(H/2)*ceil(W/2), 2C); keys ``norm``, ``reduction``."""
 
     def __init__(self, dim: int):
         super().__init__()
