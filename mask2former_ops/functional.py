@@ -21,6 +21,7 @@ interpolation and sum accumulates in that dtype, so half-precision values never 
 accuracy in the sampling positions. Under ``torch.autocast`` nothing else is cast: the op runs in
 whatever dtype the value projection produced (float16/bfloat16 under CUDA autocast).
 """
+import importlib.util
 import warnings
 from typing import List, Optional
 
@@ -28,13 +29,19 @@ import torch
 
 from .reference import compute_dtype_for, ms_deform_attn_pytorch
 
-try:
-    from . import _C
-except ImportError as _import_error:  # not built (pure-Python install) or built for another torch
+_C_IMPORT_ERROR: Optional[str] = None
+if importlib.util.find_spec(f"{__package__}._C") is None:
     _C = None
-    _C_IMPORT_ERROR: Optional[str] = str(_import_error)
+    _C_IMPORT_ERROR = (
+        "the extension mask2former_ops._C is not built; build it with "
+        "`pip install --no-build-isolation -e .` from the project root"
+    )
 else:
-    _C_IMPORT_ERROR = None
+    try:
+        from . import _C
+    except ImportError as _import_error:  # built for another torch / CUDA: undefined symbols
+        _C = None
+        _C_IMPORT_ERROR = f"mask2former_ops._C failed to load: {_import_error}"
 
 __all__ = [
     "ms_deform_attn",
@@ -93,7 +100,7 @@ def _warn_fallback_once(device: torch.device) -> None:
         return
     _fallback_warned = True
     reason = (
-        f"the import failed: {_C_IMPORT_ERROR}"
+        _C_IMPORT_ERROR
         if _C is None
         else "it was built without CUDA kernels (no nvcc at build time, or FORCE_CUDA=0)"
     )
