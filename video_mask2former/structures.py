@@ -4,6 +4,7 @@ They mirror the parts of detectron2's structures that the core needs, so the cor
 detectron2. The model reads targets by attribute, so detectron2's ``Instances`` (with the same
 fields) works wherever a :class:`FrameInstances` does.
 """
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple

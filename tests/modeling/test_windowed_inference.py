@@ -1,4 +1,5 @@
 """Windowed long-video inference: equality with whole-video inference, and track linking."""
+
 import numpy as np
 import pytest
 import torch
@@ -71,7 +72,9 @@ def test_persistent_content_keeps_every_track_in_its_slot():
         assert torch.equal(order, torch.arange(NUM_QUERIES))
     result = tracks.result(topk=5)
     expected = torch.softmax(single.pred_logits.float(), -1)[:, :-1]
-    scores = [expected[t, c].item() for t, c in zip(result["pred_track_ids"], result["pred_labels"])]
+    scores = [
+        expected[t, c].item() for t, c in zip(result["pred_track_ids"], result["pred_labels"])
+    ]
     assert result["pred_scores"] == pytest.approx(scores, abs=1e-6)
     for mask in result["pred_masks"]:  # the same mask in every window
         dense = mask.to_tensor()

@@ -32,6 +32,7 @@ Decisions (documented in README.md):
   result equals :func:`video_inference` on the whole video exactly (the same probabilities, the
   same top-k, the same resizing and threshold).
 """
+
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
