@@ -12,24 +12,15 @@ Example:
     python tools/benchmark_inference.py --frames 5 20 50 --devices cpu
     python tools/benchmark_inference.py --frames 5 20 50 100 --devices cuda --amp none bf16
 """
+
 import argparse
 import json
 import os
-import resource
 import subprocess
-import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _peak_mb(device) -> float:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+from _bench_utils import peak_memory_mb, python_command, run_json_child
 
 
 def run_network(args: argparse.Namespace) -> dict:
@@ -71,7 +62,7 @@ def run_network(args: argparse.Namespace) -> dict:
         "image_size": sizes[0],
     }
     torch.save(raw, args.raw)
-    return {"network_ms_per_frame": 1000 * seconds / args.frames, "peak_mb": _peak_mb(device)}
+    return {"network_ms_per_frame": 1000 * seconds / args.frames, "peak_mb": peak_memory_mb(device)}
 
 
 def run_postprocess(args: argparse.Namespace) -> dict:
@@ -87,7 +78,7 @@ def run_postprocess(args: argparse.Namespace) -> dict:
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    start_mb = _peak_mb(device)
+    start_mb = peak_memory_mb(device)
     start = time.perf_counter()
     with torch.no_grad():
         if args.postprocess == "lean":
@@ -99,7 +90,7 @@ def run_postprocess(args: argparse.Namespace) -> dict:
     seconds = time.perf_counter() - start
     return {
         "post_ms_per_frame": 1000 * seconds / args.frames,
-        "post_peak_mb": _peak_mb(device),
+        "post_peak_mb": peak_memory_mb(device),
         "post_start_mb": start_mb,
         "instances": len(result["pred_scores"]),
     }
@@ -129,18 +120,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _run_child(args, stage, frames, device, amp, post, raw, env) -> dict:
-    command = [
-        sys.executable, os.path.abspath(__file__), "--stage", stage, "--raw", raw,
+def _run_child(args, stage, frames, device, amp, post, raw) -> dict:
+    command = python_command(__file__) + [
+        "--stage", stage, "--raw", raw,
         "--frames", str(frames), "--device", device, "--amp", amp, "--postprocess", post,
         "--height", str(args.height), "--width", str(args.width),
         "--chunk-size", str(args.chunk_size), "--warmup", str(args.warmup),
         "--seed", str(args.seed),
     ]  # fmt: skip
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=args.timeout)
-    if done.returncode != 0:
-        raise RuntimeError(f"{stage} T={frames} {device} {amp}: {done.stderr.strip()[-500:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    label = f"{stage} T={frames} {device} {amp}"
+    return run_json_child(command, label=label, timeout=args.timeout)
 
 
 def main(argv=None) -> None:
@@ -150,7 +139,6 @@ def main(argv=None) -> None:
         run = run_network if args.stage == "network" else run_postprocess
         print(json.dumps(run(args)))
         return
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
     rows = []
     print(
         f"R50, {args.height}x{args.width}, peak memory: "
@@ -166,13 +154,13 @@ def main(argv=None) -> None:
                 for frames in args.frames:
                     raw = os.path.join(tmp, f"raw_{device}_{amp}_{frames}.pt")
                     try:
-                        net = _run_child(args, "network", frames, device, amp, "lean", raw, env)
+                        net = _run_child(args, "network", frames, device, amp, "lean", raw)
                     except (RuntimeError, subprocess.TimeoutExpired) as error:
                         print(f"| {device} | {amp} | {frames} | failed: {error} |", flush=True)
                         continue
                     for post in args.postprocess:
                         row = dict(net, frames=frames, device=device, amp=amp, postprocess=post)
-                        row.update(_run_child(args, "post", frames, device, amp, post, raw, env))
+                        row.update(_run_child(args, "post", frames, device, amp, post, raw))
                         rows.append(row)
                         print(
                             f"| {device} | {amp} | {frames} | {row['network_ms_per_frame']:.0f} | "
