@@ -1,0 +1,132 @@
+#!/usr/bin/env python
+"""Video instance segmentation demo: predict a video and draw / save its instances.
+
+    python demo_video/demo.py \
+        --config-file configs/youtubevis_2019/video_maskformer2_R50_bs16_8ep.yaml \
+        --input path/to/frames/ --output out.mp4 --save-masks results.json \
+        --opts MODEL.WEIGHTS model_final.pth MODEL.DEVICE cpu
+
+``--input`` is a folder of frames (name order), a glob (quote it), image files, or one video file.
+``--output`` is a folder (visualised frames) or a file ending in ``.mp4`` (a video at the input's
+frame rate). ``--save-masks`` writes the kept instances in the YouTube-VIS ``results.json`` format.
+"""
+import argparse
+import logging
+import os
+import sys
+
+from tqdm import tqdm
+
+# Run from a source checkout: the repository root (video_mask2former) and this folder.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(_HERE), _HERE]
+
+from detectron2.config import get_cfg  # noqa: E402
+from detectron2.utils.logger import setup_logger  # noqa: E402
+from predictor import VideoPredictor  # noqa: E402
+from video_io import read_input, write_frames, write_video  # noqa: E402
+from visualizer import VideoVisualizer  # noqa: E402
+
+from video_mask2former import add_maskformer2_config, add_maskformer2_video_config  # noqa: E402
+from video_mask2former.evaluation import video_predictions_to_results, write_results_json  # noqa
+
+logger = logging.getLogger("video_mask2former.demo")
+
+# Video id written to --save-masks (the demo predicts a single video).
+DEMO_VIDEO_ID = 1
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Video Mask2Former demo")
+    parser.add_argument(
+        "--config-file",
+        type=str,
+        default="configs/youtubevis_2019/video_maskformer2_R50_bs16_8ep.yaml",
+        metavar="FILE",
+        help="path to the config file",
+    )
+    parser.add_argument(
+        "--input", type=str, nargs="+", required=True,
+        help="a folder of frames, a glob such as 'dir/*.jpg', image files, or one video file",
+    )
+    parser.add_argument(
+        "--output", type=str, default=None,
+        help="folder for the visualised frames, or a .mp4 file for a video",
+    )
+    parser.add_argument(
+        "--save-masks", type=str, default=None, metavar="FILE",
+        help="write the kept instances to FILE in the YouTube-VIS results.json format",
+    )
+    parser.add_argument(
+        "--confidence-threshold", type=float, default=0.5,
+        help="instances scoring below are neither drawn nor saved",
+    )
+    parser.add_argument(
+        "--opts", default=[], nargs=argparse.REMAINDER,
+        help="config overrides as KEY VALUE pairs, e.g. MODEL.WEIGHTS model.pth MODEL.DEVICE cpu",
+    )
+    return parser
+
+
+def setup_cfg(args):
+    cfg = get_cfg()
+    add_maskformer2_config(cfg)
+    add_maskformer2_video_config(cfg)
+    cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts)
+    cfg.freeze()
+    return cfg
+
+
+def _class_names(predictor: VideoPredictor, num_classes: int):
+    names = predictor.metadata.get("thing_classes", None) if predictor.metadata else None
+    return names if names else [str(i) for i in range(num_classes)]
+
+
+def _dataset_ids(predictor: VideoPredictor, num_classes: int):
+    id_map = predictor.metadata.get("thing_dataset_id_to_contiguous_id", None)
+    if id_map:
+        return {contiguous: dataset_id for dataset_id, contiguous in id_map.items()}
+    return {i: i + 1 for i in range(num_classes)}  # YouTube-VIS style: ids start at 1
+
+
+def main(argv=None) -> int:
+    args = get_parser().parse_args(argv)
+    setup_logger(name="video_mask2former")
+    cfg = setup_cfg(args)
+    if args.output is None and args.save_masks is None:
+        raise SystemExit("Nothing to do: give --output and/or --save-masks.")
+
+    frames, names, fps = read_input(args.input, progress=lambda x: tqdm(x, desc="read"))
+    logger.info(f"Read {len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]}")
+    predictor = VideoPredictor(cfg)
+    with tqdm(total=1, desc="predict") as bar:
+        prediction = predictor(frames)
+        bar.update(1)
+    num_classes = cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES
+    visualizer = VideoVisualizer(_class_names(predictor, num_classes), args.confidence_threshold)
+    kept = visualizer.select(prediction)
+    logger.info(f"{len(kept['pred_scores'])} instances score >= {args.confidence_threshold}")
+
+    if args.save_masks:
+        results = video_predictions_to_results(
+            DEMO_VIDEO_ID, kept, contiguous_to_dataset_id=_dataset_ids(predictor, num_classes)
+        )
+        write_results_json(results, args.save_masks)
+        logger.info(f"Wrote {len(results)} instances to {args.save_masks}")
+    if args.output:
+        drawn = visualizer.draw(frames, kept, progress=lambda x: tqdm(x, desc="draw"))
+        if args.output.lower().endswith(".mp4"):
+            write_video(drawn, args.output, fps)
+        else:
+            write_frames(drawn, names, args.output)
+        logger.info(f"Wrote the visualisation to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (FileNotFoundError, OSError, ValueError) as e:
+        # Bad inputs (missing folder / checkpoint, unreadable frame): the message says what.
+        sys.exit(f"demo.py: error: {e}")

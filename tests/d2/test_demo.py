@@ -1,0 +1,89 @@
+"""demo_video/demo.py end to end on a folder of synthetic frames (CPU)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import requires_detectron2
+
+pytestmark = requires_detectron2
+
+RUN_TIMEOUT_S = 300
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """A checkpoint of the smoke configuration's model (random weights)."""
+    import torch
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.modeling import build_model
+
+    from tests.d2.helpers import SMOKE_CONFIG, video_cfg
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("weights")
+    DetectionCheckpointer(build_model(video_cfg(SMOKE_CONFIG)), str(folder)).save("model")
+    return str(folder / "model.pth")
+
+
+def _demo(*args, weights=None):
+    from tests.d2.helpers import REPO_ROOT, SMOKE_CONFIG
+
+    opts = ["--opts", "MODEL.DEVICE", "cpu"] + (["MODEL.WEIGHTS", weights] if weights else [])
+    cmd = [sys.executable, os.path.join(REPO_ROOT, "demo_video", "demo.py"),
+           "--config-file", SMOKE_CONFIG, *args, *opts]
+    return subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT_S)
+
+
+def _video_folder(root):
+    base = os.path.join(str(root), "ytvis_synthetic", "valid", "JPEGImages")
+    return os.path.join(base, sorted(os.listdir(base))[0])
+
+
+def test_demo_writes_frames_video_and_masks(synthetic_root, weights, tmp_path):
+    frames = _video_folder(synthetic_root)
+    out_frames, masks = tmp_path / "vis", tmp_path / "masks.json"
+    proc = _demo("--input", frames, "--output", str(out_frames), "--save-masks", str(masks),
+                 "--confidence-threshold", "0", weights=weights)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(os.listdir(out_frames)) == sorted(os.listdir(frames))
+    with open(masks) as f:
+        results = json.load(f)
+    assert len(results) == 10  # TEST.TOPK, none below threshold 0
+    assert all(len(r["segmentations"]) == 3 and r["category_id"] in (1, 2, 3) for r in results)
+    assert results[0]["segmentations"][0]["size"] == [64, 80]
+
+    video = tmp_path / "vis.mp4"
+    proc = _demo("--input", os.path.join(frames, "*.jpg"), "--output", str(video),
+                 "--save-masks", str(masks), "--confidence-threshold", "1.01", weights=weights)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert video.stat().st_size > 0
+    with open(masks) as f:
+        assert json.load(f) == []  # the threshold removes every instance
+
+
+def test_demo_clear_errors(tmp_path, weights):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = _demo("--input", str(empty), "--output", str(tmp_path / "o"), weights=weights)
+    assert proc.returncode != 0 and "has no frames" in proc.stderr
+
+    proc = _demo("--input", str(empty), "--output", str(tmp_path / "o"),
+                 weights=str(tmp_path / "missing.pth"))
+    assert proc.returncode != 0 and "has no frames" in proc.stderr  # input checked first
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    (frames / "00000.jpg").write_bytes(b"broken")
+    proc = _demo("--input", str(frames), "--output", str(tmp_path / "o"), weights=weights)
+    assert proc.returncode != 0 and "00000.jpg" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_demo_missing_checkpoint(synthetic_root, tmp_path):
+    proc = _demo("--input", _video_folder(synthetic_root), "--output", str(tmp_path / "o"),
+                 weights=str(tmp_path / "missing.pth"))
+    assert proc.returncode != 0
+    assert "missing.pth" in proc.stderr and "does not exist" in proc.stderr

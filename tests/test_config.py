@@ -1,0 +1,95 @@
+"""Config keys: every YAML under configs/ merges into detectron2's get_cfg() after both add_*."""
+import glob
+import os
+
+import pytest
+from fvcore.common.config import CfgNode
+
+from tests.conftest import requires_detectron2
+from video_mask2former.config import add_maskformer2_config, add_maskformer2_video_config
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
+ALL_YAMLS = sorted(glob.glob(os.path.join(CONFIG_DIR, "**", "*.yaml"), recursive=True))
+
+
+def _video_cfg():
+    from detectron2.config import get_cfg
+
+    cfg = get_cfg()
+    add_maskformer2_config(cfg)
+    add_maskformer2_video_config(cfg)
+    return cfg
+
+
+def test_keys_without_detectron2():
+    """The functions only need a node with the sections they extend (no detectron2 import)."""
+    cfg = CfgNode(
+        {
+            "INPUT": {"CROP": {}},
+            "SOLVER": {},
+            "MODEL": {"RESNETS": {}, "SEM_SEG_HEAD": {}},
+        }
+    )
+    add_maskformer2_config(cfg)
+    add_maskformer2_video_config(cfg)
+    assert cfg.MODEL.MASK_FORMER.TEST.TOPK == 10
+    assert cfg.MODEL.MASK_FORMER.TEST.WINDOW_SIZE == 0
+    assert cfg.MODEL.MASK_FORMER.TEST.CHUNK_SIZE >= 0
+    assert cfg.INPUT.SAMPLING_FRAME_NUM == 2
+    assert cfg.MODEL.SWIN.DEPTHS == [2, 2, 6, 2]
+    assert cfg.SOLVER.BACKBONE_MULTIPLIER == 0.1
+
+
+def test_config_files_found():
+    names = {os.path.relpath(p, CONFIG_DIR) for p in ALL_YAMLS}
+    for year in ("2019", "2021"):
+        for name in (
+            "Base-YouTubeVIS-VideoInstanceSegmentation.yaml",
+            "video_maskformer2_R50_bs16_8ep.yaml",
+            "video_maskformer2_R101_bs16_8ep.yaml",
+            "swin/video_maskformer2_swin_tiny_bs16_8ep.yaml",
+            "swin/video_maskformer2_swin_small_bs16_8ep.yaml",
+            "swin/video_maskformer2_swin_base_IN21k_384_bs16_8ep.yaml",
+            "swin/video_maskformer2_swin_large_IN21k_384_bs16_8ep.yaml",
+        ):
+            assert os.path.join(f"youtubevis_{year}", name) in names
+
+
+@requires_detectron2
+@pytest.mark.parametrize("path", ALL_YAMLS, ids=lambda p: os.path.relpath(p, CONFIG_DIR))
+def test_yaml_merges(path):
+    cfg = _video_cfg()
+    cfg.merge_from_file(path)  # raises KeyError on any key the add_* functions do not define
+    cfg.freeze()
+    if "Base-" not in os.path.basename(path):
+        assert cfg.MODEL.META_ARCHITECTURE == "VideoMaskFormer"
+        assert cfg.MODEL.MASK_FORMER.TRANSFORMER_DECODER_NAME == (
+            "VideoMultiScaleMaskedTransformerDecoder"
+        )
+
+
+@requires_detectron2
+@pytest.mark.parametrize(
+    "year, max_iter, steps", [("2019", 6000, (4000,)), ("2021", 8000, (5500,))]
+)
+def test_official_values(year, max_iter, steps):
+    def load(name):
+        cfg = _video_cfg()
+        cfg.merge_from_file(os.path.join(CONFIG_DIR, f"youtubevis_{year}", name))
+        return cfg
+
+    r50 = load("video_maskformer2_R50_bs16_8ep.yaml")
+    assert (r50.SOLVER.MAX_ITER, tuple(r50.SOLVER.STEPS)) == (max_iter, steps)
+    assert r50.SOLVER.IMS_PER_BATCH == 16
+    assert r50.MODEL.SEM_SEG_HEAD.NUM_CLASSES == 40
+    assert r50.INPUT.MIN_SIZE_TEST == 360
+    assert r50.MODEL.MASK_FORMER.DEC_LAYERS == 10
+    assert r50.MODEL.WEIGHTS == "model_final_3c8ec9.pkl"
+    assert r50.DATASETS.TRAIN == (f"ytvis_{year}_train",)
+    assert load("video_maskformer2_R101_bs16_8ep.yaml").MODEL.RESNETS.DEPTH == 101
+    swin_l = load("swin/video_maskformer2_swin_large_IN21k_384_bs16_8ep.yaml")
+    assert swin_l.MODEL.MASK_FORMER.NUM_OBJECT_QUERIES == 200
+    assert swin_l.MODEL.SWIN.EMBED_DIM == 192
+    # 2019 tests Swin at 480; the official 2021 Swin-L keeps 360 (out of memory at 480).
+    assert swin_l.INPUT.MIN_SIZE_TEST == (480 if year == "2019" else 360)
+    assert load("swin/video_maskformer2_swin_tiny_bs16_8ep.yaml").INPUT.MIN_SIZE_TEST == 480

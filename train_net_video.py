@@ -1,0 +1,150 @@
+#!/usr/bin/env python
+"""Train / evaluate Video Mask2Former with detectron2.
+
+    python train_net_video.py --num-gpus 8 \
+        --config-file configs/youtubevis_2019/video_maskformer2_R50_bs16_8ep.yaml
+    python train_net_video.py --config-file ... --eval-only MODEL.WEIGHTS model_final.pth
+    python train_net_video.py \
+        --config-file configs/quick_schedules/video_maskformer2_R18_synthetic_quick.yaml
+
+Trainer overrides (data loaders over whole videos, the YouTube-VIS evaluator, the optimizer with
+backbone multiplier and full-model gradient clipping, AMP evaluation), ``setup`` and ``main``.
+"""
+import contextlib
+import importlib.util
+import logging
+import os
+import weakref
+
+import detectron2.utils.comm as comm
+import torch
+from detectron2.config import get_cfg
+from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
+from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
+from detectron2.evaluation import verify_results
+from detectron2.utils.logger import setup_logger
+
+from video_mask2former import add_maskformer2_config, add_maskformer2_video_config
+from video_mask2former.d2.checkpoint import VideoCheckpointer, check_weights_file
+from video_mask2former.d2.datasets import get_video_dataset_dicts
+from video_mask2former.d2.evaluator import YTVISEvaluator
+from video_mask2former.d2.mapper import YTVISDatasetMapper
+from video_mask2former.d2.solver import build_optimizer
+
+logger = logging.getLogger("video_mask2former")
+
+
+def inference_autocast(cfg):
+    """Mixed precision for evaluation: on CUDA when ``SOLVER.AMP.ENABLED`` (as official)."""
+    if cfg.SOLVER.AMP.ENABLED and torch.device(cfg.MODEL.DEVICE).type == "cuda":
+        return torch.autocast("cuda")
+    return contextlib.nullcontext()
+
+
+class Trainer(DefaultTrainer):
+    """DefaultTrainer over videos: clip loaders, YTVISEvaluator, the Mask2Former optimizer."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        # Loading (resume_or_load) with the clearer errors and summary of VideoCheckpointer.
+        self.checkpointer = VideoCheckpointer(
+            self._trainer.model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self)
+        )
+
+    def resume_or_load(self, resume=True):
+        if not (resume and self.checkpointer.has_checkpoint()):
+            check_weights_file(self.cfg.MODEL.WEIGHTS)
+        super().resume_or_load(resume=resume)
+
+    def build_writers(self):
+        """Console and metrics.json writers, plus TensorBoard when it is installed (optional)."""
+        writers = [
+            CommonMetricPrinter(self.max_iter),
+            JSONWriter(os.path.join(self.cfg.OUTPUT_DIR, "metrics.json")),
+        ]
+        if importlib.util.find_spec("tensorboard") is not None:
+            writers.append(TensorboardXWriter(self.cfg.OUTPUT_DIR))
+        return writers
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        dataset = get_video_dataset_dicts(
+            cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS
+        )
+        mapper = YTVISDatasetMapper(cfg, is_train=True)
+        return build_detection_train_loader(cfg, mapper=mapper, dataset=dataset)
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        """Yields one whole video (every frame) per batch."""
+        dataset = get_video_dataset_dicts(dataset_name)
+        mapper = YTVISDatasetMapper(cfg, is_train=False)
+        return build_detection_test_loader(
+            dataset=dataset, mapper=mapper, num_workers=cfg.DATALOADER.NUM_WORKERS
+        )
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        if output_folder is None:
+            output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+        return YTVISEvaluator(dataset_name, output_dir=output_folder)
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        return build_optimizer(cfg, model)
+
+    @classmethod
+    def test(cls, cfg, model, evaluators=None):
+        with inference_autocast(cfg):
+            return super().test(cfg, model, evaluators)
+
+
+def setup(args):
+    """The frozen config of ``args``, with detectron2's default logging / output setup."""
+    cfg = get_cfg()
+    add_maskformer2_config(cfg)
+    add_maskformer2_video_config(cfg)
+    cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts)
+    if cfg.SOLVER.AMP.ENABLED and torch.device(cfg.MODEL.DEVICE).type != "cuda":
+        # detectron2's AMPTrainer (GradScaler, CUDA autocast) only works on CUDA.
+        cfg.SOLVER.AMP.ENABLED = False
+        amp_note = f"SOLVER.AMP.ENABLED set to False: MODEL.DEVICE is {cfg.MODEL.DEVICE!r}."
+    else:
+        amp_note = None
+    cfg.freeze()
+    default_setup(cfg, args)
+    setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="video_mask2former")
+    if amp_note:
+        logger.warning(amp_note)
+    return cfg
+
+
+def main(args):
+    cfg = setup(args)
+    if args.eval_only:
+        model = Trainer.build_model(cfg)
+        VideoCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+            cfg.MODEL.WEIGHTS, resume=args.resume
+        )
+        results = Trainer.test(cfg, model)
+        if comm.is_main_process():
+            verify_results(cfg, results)
+        return results
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+if __name__ == "__main__":
+    args = default_argument_parser().parse_args()
+    print("Command Line Args:", args)
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )

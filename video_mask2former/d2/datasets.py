@@ -1,0 +1,112 @@
+"""Register YouTube-VIS-format datasets in detectron2's DatasetCatalog / MetadataCatalog.
+
+Built-in splits (``video_mask2former.data.builtin_meta.BUILTIN_SPLITS``: YouTube-VIS 2019/2021,
+OVIS, the synthetic set) are registered under the datasets root ``$DETECTRON2_DATASETS``
+(default ``"datasets"``), read when :func:`register_all_builtin` runs (at package import).
+Loading is lazy: a file is read only when ``DatasetCatalog.get(name)`` is called.
+"""
+import logging
+import os
+from typing import List, Optional, Sequence, Union
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
+from ..data.builtin_meta import BUILTIN_SPLITS, datasets_root, metadata_for
+from ..data.ytvis import load_ytvis_dataset
+
+__all__ = ["register_ytvis_instances", "register_all_builtin", "get_video_dataset_dicts"]
+
+logger = logging.getLogger(__name__)
+
+# MetadataCatalog's "evaluator_type" of every dataset registered here.
+EVALUATOR_TYPE = "ytvis"
+
+
+def _load(name: str, json_file: str, image_root: str) -> list:
+    """Records of ``name``; fills in its category metadata when registration did not give any."""
+    meta = MetadataCatalog.get(name)
+    records, file_meta = load_ytvis_dataset(
+        json_file,
+        image_root,
+        dataset_id_to_contiguous_id=meta.get("thing_dataset_id_to_contiguous_id", None),
+    )
+    if meta.get("thing_classes", None) is None:
+        meta.set(**file_meta)
+    return records
+
+
+def register_ytvis_instances(name: str, metadata: dict, json_file: str, image_root: str) -> None:
+    """Register a dataset in YouTube-VIS format (videos, categories, per-frame segmentations).
+
+    Args:
+        name (str): dataset name, e.g. ``"my_vis_train"`` (use it in ``DATASETS.TRAIN/TEST``).
+        metadata (dict): extra metadata, e.g. ``thing_classes`` and
+            ``thing_dataset_id_to_contiguous_id``; may be empty, then the categories are taken
+            from the file (sorted by id) when it is first loaded.
+        json_file (str): path of the annotation file.
+        image_root (str): folder that the videos' ``file_names`` are relative to.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"Dataset name must be a str, got {name!r}.")
+    DatasetCatalog.register(name, lambda: _load(name, json_file, image_root))
+    MetadataCatalog.get(name).set(
+        json_file=json_file, image_root=image_root, evaluator_type=EVALUATOR_TYPE, **metadata
+    )
+
+
+def register_all_builtin(root: Optional[str] = None) -> None:
+    """Register every built-in split not registered yet, with paths under ``root``.
+
+    Args:
+        root (str, optional): datasets root; default ``$DETECTRON2_DATASETS`` or ``"datasets"``.
+    """
+    root = os.path.expanduser(root if root is not None else datasets_root())
+    registered = set(DatasetCatalog.list())
+    for name, split in BUILTIN_SPLITS.items():
+        if name in registered:
+            continue
+        image_root, json_file = split.paths(root)
+        register_ytvis_instances(name, metadata_for(name), json_file, image_root)
+
+
+def _has_instances(record: dict) -> bool:
+    """Whether any frame of the video has a non-crowd instance."""
+    frames = record.get("annotations") or []
+    return any(not obj.get("iscrowd", 0) for frame in frames for obj in frame)
+
+
+def get_video_dataset_dicts(
+    names: Union[str, Sequence[str]], filter_empty: bool = False
+) -> List[dict]:
+    """Records of the registered video datasets ``names``, concatenated.
+
+    detectron2's ``get_detection_dataset_dicts`` expects one annotation list per image; video
+    records have one per frame, hence this function.
+
+    Args:
+        names (str or sequence of str): registered dataset names.
+        filter_empty (bool): drop videos without any non-crowd instance
+            (``DATALOADER.FILTER_EMPTY_ANNOTATIONS``).
+
+    Raises:
+        ValueError: when no dataset is named or the result is empty, naming the datasets.
+    """
+    if isinstance(names, str):
+        names = [names]
+    if len(names) == 0:
+        raise ValueError("No dataset given: set DATASETS.TRAIN / DATASETS.TEST.")
+    records = []
+    for name in names:
+        dataset = DatasetCatalog.get(name)
+        if len(dataset) == 0:
+            raise ValueError(f"Dataset {name!r} has no videos.")
+        records.extend(dataset)
+    if filter_empty:
+        kept = [r for r in records if _has_instances(r)]
+        logger.info(f"Removed {len(records) - len(kept)} videos without instances from {names}.")
+        records = kept
+        if not records:
+            raise ValueError(
+                f"No video of {list(names)} has an instance (FILTER_EMPTY_ANNOTATIONS is on)."
+            )
+    return records
