@@ -9,7 +9,10 @@
 ``--input`` is a folder of frames (name order), a glob (quote it), image files, or one video file.
 ``--output`` is a folder (visualised frames) or a file ending in ``.mp4`` (a video at the input's
 frame rate). ``--save-masks`` writes the kept instances in the YouTube-VIS ``results.json`` format.
+``--window-size W`` runs the windowed inference for long videos: frames are streamed from disk
+and memory does not grow with the video's length.
 """
+
 import argparse
 import logging
 import os
@@ -24,10 +27,11 @@ sys.path[:0] = [os.path.dirname(_HERE), _HERE]
 from detectron2.config import get_cfg  # noqa: E402
 from detectron2.utils.logger import setup_logger  # noqa: E402
 from predictor import VideoPredictor  # noqa: E402
-from video_io import read_input, write_frames, write_video  # noqa: E402
+from video_io import FrameWriter  # noqa: E402
 from visualizer import VideoVisualizer  # noqa: E402
 
 from video_mask2former import add_maskformer2_config, add_maskformer2_video_config  # noqa: E402
+from video_mask2former.data.frames import FrameSource  # noqa: E402
 from video_mask2former.evaluation import video_predictions_to_results, write_results_json  # noqa
 
 logger = logging.getLogger("video_mask2former.demo")
@@ -46,23 +50,43 @@ def get_parser() -> argparse.ArgumentParser:
         help="path to the config file",
     )
     parser.add_argument(
-        "--input", type=str, nargs="+", required=True,
+        "--input",
+        type=str,
+        nargs="+",
+        required=True,
         help="a folder of frames, a glob such as 'dir/*.jpg', image files, or one video file",
     )
     parser.add_argument(
-        "--output", type=str, default=None,
+        "--output",
+        type=str,
+        default=None,
         help="folder for the visualised frames, or a .mp4 file for a video",
     )
     parser.add_argument(
-        "--save-masks", type=str, default=None, metavar="FILE",
+        "--save-masks",
+        type=str,
+        default=None,
+        metavar="FILE",
         help="write the kept instances to FILE in the YouTube-VIS results.json format",
     )
     parser.add_argument(
-        "--confidence-threshold", type=float, default=0.5,
+        "--confidence-threshold",
+        type=float,
+        default=0.5,
         help="instances scoring below are neither drawn nor saved",
     )
     parser.add_argument(
-        "--opts", default=[], nargs=argparse.REMAINDER,
+        "--window-size",
+        type=int,
+        default=None,
+        metavar="W",
+        help="windowed inference over W frames at a time for long videos (0: the whole video "
+        "at once; default: MODEL.MASK_FORMER.TEST.WINDOW_SIZE of the config)",
+    )
+    parser.add_argument(
+        "--opts",
+        default=[],
+        nargs=argparse.REMAINDER,
         help="config overrides as KEY VALUE pairs, e.g. MODEL.WEIGHTS model.pth MODEL.DEVICE cpu",
     )
     return parser
@@ -74,6 +98,10 @@ def setup_cfg(args):
     add_maskformer2_video_config(cfg)
     cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts)
+    if args.window_size is not None:
+        if args.window_size < 0:
+            raise ValueError(f"--window-size must be >= 0, got {args.window_size}")
+        cfg.MODEL.MASK_FORMER.TEST.WINDOW_SIZE = args.window_size
     cfg.freeze()
     return cfg
 
@@ -97,12 +125,11 @@ def main(argv=None) -> int:
     if args.output is None and args.save_masks is None:
         raise SystemExit("Nothing to do: give --output and/or --save-masks.")
 
-    frames, names, fps = read_input(args.input, progress=lambda x: tqdm(x, desc="read"))
-    logger.info(f"Read {len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]}")
+    source = FrameSource(args.input)
+    logger.info(f"Input: {len(source)} frames of {source.width}x{source.height}")
     predictor = VideoPredictor(cfg)
-    with tqdm(total=1, desc="predict") as bar:
-        prediction = predictor(frames)
-        bar.update(1)
+    frames = tqdm(source, total=len(source), desc="predict", unit="frame")
+    prediction = predictor(frames, source.size)
     num_classes = cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES
     visualizer = VideoVisualizer(_class_names(predictor, num_classes), args.confidence_threshold)
     kept = visualizer.select(prediction)
@@ -115,11 +142,11 @@ def main(argv=None) -> int:
         write_results_json(results, args.save_masks)
         logger.info(f"Wrote {len(results)} instances to {args.save_masks}")
     if args.output:
-        drawn = visualizer.draw(frames, kept, progress=lambda x: tqdm(x, desc="draw"))
-        if args.output.lower().endswith(".mp4"):
-            write_video(drawn, args.output, fps)
-        else:
-            write_frames(drawn, names, args.output)
+        with FrameWriter(args.output, source.frame_names(), source.fps) as writer:
+            for frame in visualizer.iter_draw(
+                source, kept, progress=lambda x: tqdm(x, total=len(source), desc="draw")
+            ):
+                writer.write(frame)
         logger.info(f"Wrote the visualisation to {args.output}")
     return 0
 
@@ -127,6 +154,6 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except (FileNotFoundError, OSError, ValueError) as e:
+    except (OSError, ValueError) as e:  # FileNotFoundError and FrameSourceError included
         # Bad inputs (missing folder / checkpoint, unreadable frame): the message says what.
         sys.exit(f"demo.py: error: {e}")

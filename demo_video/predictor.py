@@ -1,6 +1,7 @@
 """``VideoPredictor``: run a detectron2-configured video model on a list of RGB frames."""
+
 import contextlib
-from typing import Sequence
+from typing import Iterable, Tuple
 
 import numpy as np
 import torch
@@ -45,20 +46,30 @@ class VideoPredictor:
             return torch.autocast("cuda")
         return contextlib.nullcontext()
 
-    def __call__(self, frames: Sequence[np.ndarray]) -> dict:
+    def _to_tensor(self, frame: np.ndarray) -> torch.Tensor:
+        """One (H, W, 3) RGB frame resized like the test loader, as a (3, h, w) tensor."""
+        (image,), _ = self.augmentations([np.asarray(frame)], np.random.default_rng(0))
+        if self.input_format == "BGR":
+            image = image[:, :, ::-1]
+        return torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+    def __call__(self, frames: Iterable[np.ndarray], size: Tuple[int, int]) -> dict:
         """Predict one video.
 
         Args:
-            frames (sequence of ndarray): T (H, W, 3) uint8 RGB frames.
+            frames (iterable of ndarray): T (H, W, 3) uint8 RGB frames. With
+                ``MODEL.MASK_FORMER.TEST.WINDOW_SIZE`` > 0 they are consumed one window at a
+                time (a :class:`~video_mask2former.data.frames.FrameSource` streams them from
+                disk); otherwise the whole video is run at once.
+            size (tuple): (H, W) of the frames: the masks come back at this size.
 
         Returns:
             dict: ``image_size`` (H, W), ``pred_scores`` (k floats), ``pred_labels`` (k contiguous
-            class ids), ``pred_masks`` (k (T, H, W) bool tensors), sorted by decreasing score.
+            class ids), ``pred_masks`` (k (T, H, W) masks: bool tensors, or ``RLEVideoMask`` in
+            windowed mode), sorted by decreasing score.
         """
-        height, width = frames[0].shape[:2]
-        images, _ = self.augmentations([np.asarray(f) for f in frames], np.random.default_rng(0))
-        if self.input_format == "BGR":
-            images = [im[:, :, ::-1] for im in images]
-        tensors = [torch.as_tensor(np.ascontiguousarray(im.transpose(2, 0, 1))) for im in images]
+        tensors = (self._to_tensor(frame) for frame in frames)
         with torch.no_grad(), self._autocast():
-            return self.model([{"image": tensors, "height": height, "width": width}])
+            if self.model.window_size > 0:
+                return self.model.inference_windowed(tensors, size)
+            return self.model([{"image": list(tensors), "height": size[0], "width": size[1]}])

@@ -3,8 +3,9 @@
 Shapes: T frames, N instances, H x W the frame size. Frames are (H, W, 3) uint8 RGB.
 Every instance keeps one colour through the whole video.
 """
+
 import colorsys
-from typing import List, Optional, Sequence
+from typing import Iterable, List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -88,8 +89,16 @@ def draw_instances(
             (w, h), base = cv2.getTextSize(labels[i], cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
             y = max(y, h + base)
             cv2.rectangle(out, (x, y - h - base), (x + w, y), color, thickness=-1)
-            cv2.putText(out, labels[i], (x, y - base), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
-                        (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.putText(
+                out,
+                labels[i],
+                (x, y - base),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                font_scale,
+                (255, 255, 255),
+                1,
+                cv2.LINE_AA,
+            )
     return out
 
 
@@ -131,16 +140,24 @@ class VideoVisualizer:
     def draw(
         self, frames: Sequence[np.ndarray], prediction: dict, progress=None
     ) -> List[np.ndarray]:
-        """Visualised frames.
-
-        Args:
-            frames (sequence of ndarray): T (H, W, 3) uint8 RGB frames.
-            prediction (dict): the model's result for the video (see :meth:`select`); masks of
-                (T, H, W).
-            progress (callable, optional): wraps the frame iterable (e.g. ``tqdm``).
+        """Visualised frames, all at once (see :meth:`iter_draw`).
 
         Returns:
             list of ndarray: T new frames.
+        """
+        return list(self.iter_draw(frames, prediction, progress))
+
+    def iter_draw(self, frames: Iterable[np.ndarray], prediction: dict, progress=None):
+        """Visualised frames, one at a time (the frames may be streamed from disk).
+
+        Args:
+            frames (iterable of ndarray): T (H, W, 3) uint8 RGB frames.
+            prediction (dict): the model's result for the video (see :meth:`select`); masks of
+                (T, H, W) (tensors, arrays or RLE masks, decoded one frame at a time).
+            progress (callable, optional): wraps the frame iterable (e.g. ``tqdm``).
+
+        Yields:
+            ndarray: the T drawn frames.
         """
         kept = self.select(prediction)
         masks = kept["pred_masks"]  # N (T, H, W), decoded frame by frame below
@@ -149,20 +166,22 @@ class VideoVisualizer:
             self._label(int(label), float(score))
             for label, score in zip(kept["pred_labels"], kept["pred_scores"])
         ]
-        height, width = frames[0].shape[:2] if len(frames) else (0, 0)
-        if masks and tuple(masks[0].shape) != (len(frames), height, width):
-            raise ValueError(
-                f"masks of shape {masks[0].shape} do not match {len(frames)} frames of "
-                f"{height}x{width}"
-            )
-        iterator = range(len(frames))
-        if progress is not None:
-            iterator = progress(iterator)
-        out = []
-        for t in iterator:
+        iterator = progress(frames) if progress is not None else frames
+        count = 0
+        for t, frame in enumerate(iterator):
+            height, width = frame.shape[:2]
+            if masks and (t >= masks[0].shape[0] or tuple(masks[0].shape[1:]) != (height, width)):
+                raise ValueError(
+                    f"masks of shape {tuple(masks[0].shape)} do not match frame {t} of "
+                    f"{height}x{width}"
+                )
             if masks:
                 frame_masks = np.stack([_frame_mask(m, t) for m in masks])  # (N, H, W)
             else:
                 frame_masks = np.zeros((0, height, width), dtype=bool)
-            out.append(draw_instances(frames[t], frame_masks, colors, labels))
-        return out
+            count += 1
+            yield draw_instances(frame, frame_masks, colors, labels)
+        if masks and count != masks[0].shape[0]:
+            raise ValueError(
+                f"masks of shape {tuple(masks[0].shape)} do not match the {count} frames given"
+            )

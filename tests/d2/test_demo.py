@@ -87,3 +87,26 @@ def test_demo_missing_checkpoint(synthetic_root, tmp_path):
                  weights=str(tmp_path / "missing.pth"))
     assert proc.returncode != 0
     assert "missing.pth" in proc.stderr and "does not exist" in proc.stderr
+
+
+def test_demo_windowed_streams_a_video_file(synthetic_root, weights, tmp_path):
+    """--window-size: a video file in, tracks through all frames out (masks and an .mp4)."""
+    import cv2
+
+    frames = _video_folder(synthetic_root)
+    names = sorted(os.listdir(frames))
+    video = str(tmp_path / "input.avi")
+    first = cv2.imread(os.path.join(frames, names[0]))
+    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 6.0, first.shape[1::-1])
+    for name in names:
+        writer.write(cv2.imread(os.path.join(frames, name)))
+    writer.release()
+    masks, out = tmp_path / "masks.json", tmp_path / "vis.mp4"
+    proc = _demo("--input", video, "--output", str(out), "--save-masks", str(masks),
+                 "--confidence-threshold", "0", "--window-size", "2", weights=weights)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(masks) as f:
+        results = json.load(f)
+    assert len(results) == 10
+    assert all(len(r["segmentations"]) == len(names) for r in results)
+    assert out.stat().st_size > 0

@@ -66,34 +66,42 @@ def test_video_visualizer_threshold_and_consistent_colours():
         vis.draw(frames[:2], prediction)
 
 
-def test_read_input_folder_glob_and_errors(tmp_path):
-    frames = [np.full((16, 20, 3), 40 * i, np.uint8) for i in range(3)]
+def test_frame_writer_folder_keeps_names_and_rgb(tmp_path):
+    from video_mask2former.data.frames import FrameSource
+
+    frames = [np.full((16, 20, 3), (40 * i, 0, 200), np.uint8) for i in range(3)]
     folder = tmp_path / "frames"
-    video_io.write_frames(frames, ["00002.jpg", "00000.jpg", "00001.png"], str(folder))
-    read, names, fps = video_io.read_input([str(folder)])
-    assert names == ["00000.jpg", "00001.png", "00002.jpg"]  # name order
-    assert read[1].shape == (16, 20, 3) and fps == video_io.DEFAULT_FPS
-    assert abs(int(read[1].mean()) - 80) <= 2  # png is lossless (RGB kept)
-    read_glob, names_glob, _ = video_io.read_input([str(folder / "*.jpg")])
-    assert names_glob == ["00000.jpg", "00002.jpg"]
-
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    with pytest.raises(FileNotFoundError, match="no frames"):
-        video_io.read_input([str(empty)])
-    (folder / "00003.jpg").write_bytes(b"not an image")
-    with pytest.raises(OSError, match="00003.jpg"):
-        video_io.read_input([str(folder)])
-    with pytest.raises(FileNotFoundError, match="missing"):
-        video_io.read_input([str(tmp_path / "missing")])
+    with video_io.FrameWriter(str(folder), ["00002.jpg", "00000.jpg", "00001.png"], 6.0) as w:
+        for frame in frames:
+            w.write(frame)
+    source = FrameSource(str(folder))
+    assert source.frame_names() == ["00000.jpg", "00001.png", "00002.jpg"]  # name order
+    read = list(source)
+    assert tuple(read[1][0, 0]) == (80, 0, 200)  # png is lossless and RGB order is kept
 
 
-def test_video_round_trip(tmp_path):
-    frames = [np.full((32, 48, 3), 30 * i, np.uint8) for i in range(4)]
-    path = video_io.write_video(frames, str(tmp_path / "out.mp4"), fps=5.0)
-    read, names, fps = video_io.read_input([path])
-    assert len(read) == 4 and read[0].shape == (32, 48, 3)
-    assert fps == pytest.approx(5.0) and names[0] == "00000.jpg"
+def test_frame_writer_video_round_trip_and_empty_output(tmp_path):
+    from video_mask2former.data.frames import FrameSource
+
+    path = str(tmp_path / "out.mp4")
+    with video_io.FrameWriter(path, [], fps=5.0) as writer:
+        for i in range(4):
+            writer.write(np.full((32, 48, 3), 30 * i, np.uint8))
+    source = FrameSource(path)
+    assert source.fps == pytest.approx(5.0) and source.size == (32, 48)
+    assert len(list(source)) == 4 and source.frame_names()[0] == "00000.jpg"
+    with pytest.raises(ValueError, match="no frame was written"):
+        with video_io.FrameWriter(str(tmp_path / "none.mp4"), [], fps=5.0):
+            pass
+
+
+def test_iter_draw_streams_and_checks_the_frame_count():
+    vis = visualizer.VideoVisualizer(["a", "b", "c"], confidence_threshold=0.5)
+    prediction = _prediction()
+    frames = (np.zeros((32, 40, 3), np.uint8) for _ in range(3))  # a generator
+    assert len(list(vis.iter_draw(frames, prediction))) == 3
+    with pytest.raises(ValueError, match="do not match frame 3"):
+        list(vis.iter_draw([np.zeros((32, 40, 3), np.uint8)] * 4, prediction))
 
 
 def test_video_visualizer_draws_rle_masks_like_tensors():

@@ -47,7 +47,7 @@ def test_video_file_round_trip(tmp_path):
 
 
 def test_empty_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(FrameSourceError, match="no frames found for folder"):
+    with pytest.raises(FrameSourceError, match="folder .* has no frames"):
         FrameSource(str(tmp_path))
 
 
@@ -69,5 +69,16 @@ def test_frame_of_another_size_names_the_file(tmp_path):
 def test_plain_file_that_is_not_a_video(tmp_path):
     path = tmp_path / "labels.json"
     path.write_text("{}")
-    with pytest.raises(FrameSourceError, match="not a video file"):
+    with pytest.raises(FrameSourceError, match="not an image file .* nor, alone, a video file"):
         FrameSource(str(path))
+
+
+def test_several_inputs_are_concatenated_in_order(tmp_path):
+    _write_frames(tmp_path, 3)
+    source = FrameSource([str(tmp_path / "00002.png"), str(tmp_path / "0000[01].png")])
+    assert source.frame_names() == ["00002.png", "00000.png", "00001.png"]
+    assert len(list(source)) == 3
+    with pytest.raises(FrameSourceError, match="does not exist"):
+        FrameSource([str(tmp_path / "00000.png"), str(tmp_path / "nope.png")])
+    with pytest.raises(FrameSourceError, match="matches no image file"):
+        FrameSource(str(tmp_path / "*.jpg"))
