@@ -22,6 +22,7 @@ The extension ``mask2former_ops._C``:
 Without torch at build time the packages install without the extension; ``mask2former_ops`` then
 runs its pure-PyTorch path (``mask2former_ops.is_compiled()`` is False).
 """
+
 import glob
 import importlib.util
 import os

@@ -10,6 +10,7 @@
 Trainer overrides (data loaders over whole videos, the YouTube-VIS evaluator, the optimizer with
 backbone multiplier and full-model gradient clipping, AMP evaluation), ``setup`` and ``main``.
 """
+
 import contextlib
 import importlib.util
 import logging

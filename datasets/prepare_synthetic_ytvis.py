@@ -5,6 +5,7 @@
 
 registers as ``ytvis_synthetic_train`` / ``ytvis_synthetic_val`` (see datasets/README.md).
 """
+
 import argparse
 import os
 

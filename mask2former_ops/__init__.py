@@ -3,6 +3,7 @@
 Importing never fails: without the compiled extension ``mask2former_ops._C`` the pure-PyTorch path
 runs (``is_compiled()`` is False and one warning is issued the first time a slow path is taken).
 """
+
 from .functional import (
     available_implementations,
     cuda_available,

@@ -21,6 +21,7 @@ interpolation and sum accumulates in that dtype, so half-precision values never 
 accuracy in the sampling positions. Under ``torch.autocast`` nothing else is cast: the op runs in
 whatever dtype the value projection produced (float16/bfloat16 under CUDA autocast).
 """
+
 import importlib.util
 import warnings
 from typing import List, Optional

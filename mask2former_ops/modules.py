@@ -7,6 +7,7 @@ Parameter names (``sampling_offsets``, ``attention_weights``, ``value_proj``, ``
 their shapes and the initialisation follow Deformable DETR / Mask2Former, so official
 checkpoints load unchanged.
 """
+
 import math
 from typing import Optional
 

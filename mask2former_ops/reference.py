@@ -7,6 +7,7 @@ Sampling follows ``F.grid_sample(..., mode="bilinear", padding_mode="zeros", ali
 the pixel in row i and column j of an H x W map has its centre at ``((j + 0.5) / W, (i + 0.5) / H)``
 in (x, y) coordinates, and anything outside the map reads as zero.
 """
+
 from typing import List
 
 import torch

@@ -1,4 +1,5 @@
 """Shared test helpers: skip markers for optional capabilities and the fixture folder."""
+
 import importlib.util
 import os
 

@@ -5,6 +5,7 @@ folder): every floating-point ``state_dict`` entry gets values drawn from a gene
 the CRC32 of its key, scaled by a rule chosen from the key's last two dotted parts. Integer
 tensors (e.g. Swin's ``relative_position_index``) keep what the model computed.
 """
+
 import math
 import zlib
 from typing import Dict

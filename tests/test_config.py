@@ -1,4 +1,5 @@
 """Config keys: every YAML under configs/ merges into detectron2's get_cfg() after both add_*."""
+
 import glob
 import os
 

@@ -12,6 +12,7 @@
    temporary folder, read with ``video_mask2former.data.ytvis.load_ytvis_dataset`` and with
    the metric's ``YTVISGroundTruth``.
 """
+
 import argparse
 import json
 import os
@@ -124,8 +125,10 @@ def benchmark_eval(args):
     print(f"evaluate (validate + IoU + match + accumulate): {t_eval:.2f} s")
     tic = time.perf_counter()
     evaluate_ytvis_detailed(ground_truth, results, check_counts=False)
-    print(f"evaluate without the RLE decode-check (the d2 evaluator's way): "
-          f"{time.perf_counter() - tic:.2f} s")
+    print(
+        f"evaluate without the RLE decode-check (the d2 evaluator's way): "
+        f"{time.perf_counter() - tic:.2f} s"
+    )
     print("  " + ", ".join(f"{k}={v:.3f}" for k, v in stats.items()))
     t_fast, t_slow, diff = time_iou_methods(ground_truth, results, args.iou_videos)
     print(

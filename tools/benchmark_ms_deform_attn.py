@@ -19,6 +19,7 @@ Example::
 
     python tools/benchmark_ms_deform_attn.py --device cpu --dtype float32 --iters 5
 """
+
 import argparse
 import time
 
@@ -32,8 +33,12 @@ LEVEL_SHAPES = ((48, 80), (24, 40), (12, 20))  # 1/8, 1/16, 1/32 of 384x640
 BATCH = 4  # two 2-frame clips
 HEADS, CHANNELS, POINTS = 8, 32, 4
 OFFSET_STD_PIXELS = 2.0  # spread of the sampling offsets around each query, in pixels
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
-          "float64": torch.float64}
+DTYPES = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float64": torch.float64,
+}
 
 
 def make_inputs(device, dtype, seed=0):
@@ -138,11 +143,18 @@ def run_case(device, dtype, impl, iters, warmup):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--device", type=str, default="all", choices=["all", "cpu", "cuda"],
+        "--device",
+        type=str,
+        default="all",
+        choices=["all", "cpu", "cuda"],
         help="device to run on; 'all' = cpu plus cuda when available",
     )
     parser.add_argument(
-        "--dtype", type=str, nargs="+", default=None, choices=sorted(DTYPES),
+        "--dtype",
+        type=str,
+        nargs="+",
+        default=None,
+        choices=sorted(DTYPES),
         help="value dtypes (default: float32 on cpu; float32 float16 bfloat16 on cuda)",
     )
     parser.add_argument("--iters", type=int, default=10, help="timed calls per case (median kept)")

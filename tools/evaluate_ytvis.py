@@ -6,6 +6,7 @@
 Prints the twelve numbers (AP, AP50, ..., ARl on the 0-1 scale; -1 where no ground truth falls in an
 area range) and optionally writes them as a JSON object with those keys.
 """
+
 import argparse
 import json
 import os

@@ -4,6 +4,7 @@ The core (``modeling``, ``data``, ``evaluation``, ``config``) runs without detec
 detectron2 is importable, importing this package also registers the model parts and the built-in
 datasets with it (``video_mask2former.d2``); otherwise detectron2 is never imported.
 """
+
 import importlib.util
 
 from .config import add_maskformer2_config, add_maskformer2_video_config

@@ -10,6 +10,7 @@ The key names and defaults follow the official implementation so that its YAML f
 unchanged; keys that the official YAMLs set but this project does not read are kept (and marked
 "accepted, unused") so that those files still merge.
 """
+
 __all__ = ["add_maskformer2_config", "add_maskformer2_video_config"]
 
 

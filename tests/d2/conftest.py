@@ -1,4 +1,5 @@
 """Fixtures of the detectron2 tests: a tiny synthetic YouTube-VIS dataset on disk."""
+
 import pytest
 
 

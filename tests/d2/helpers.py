@@ -1,4 +1,5 @@
 """Shared helpers of the detectron2 tests (imported only when detectron2 is installed)."""
+
 import os
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -1,4 +1,5 @@
 """Checkpoints: a DetectionCheckpointer round trip and clear errors for missing files."""
+
 import pytest
 import torch
 

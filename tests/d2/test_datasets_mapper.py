@@ -1,4 +1,5 @@
 """Dataset registration and the detectron2 dataset mapper."""
+
 import os
 import uuid
 
@@ -28,8 +29,15 @@ def test_builtin_splits_registered():
     import video_mask2former  # noqa: F401  (registers)
 
     names = set(DatasetCatalog.list())
-    for name in ("ytvis_2019_train", "ytvis_2019_val", "ytvis_2021_train", "ovis_train",
-                 "ovis_val", "ytvis_synthetic_train", "ytvis_synthetic_val"):
+    for name in (
+        "ytvis_2019_train",
+        "ytvis_2019_val",
+        "ytvis_2021_train",
+        "ovis_train",
+        "ovis_val",
+        "ytvis_synthetic_train",
+        "ytvis_synthetic_val",
+    ):
         assert name in names
     meta = MetadataCatalog.get("ytvis_2019_train")
     assert len(meta.thing_classes) == 40 and meta.evaluator_type == "ytvis"

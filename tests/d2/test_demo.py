@@ -1,4 +1,5 @@
 """demo_video/demo.py end to end on a folder of synthetic frames (CPU)."""
+
 import json
 import os
 import subprocess
@@ -32,10 +33,15 @@ def _demo(*args, weights=None):
     from tests.d2.helpers import REPO_ROOT, SMOKE_CONFIG
 
     opts = ["--opts", "MODEL.DEVICE", "cpu"] + (["MODEL.WEIGHTS", weights] if weights else [])
-    cmd = [sys.executable, os.path.join(REPO_ROOT, "demo_video", "demo.py"),
-           "--config-file", SMOKE_CONFIG, *args, *opts]
-    return subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=RUN_TIMEOUT_S)
+    cmd = [
+        sys.executable,
+        os.path.join(REPO_ROOT, "demo_video", "demo.py"),
+        "--config-file",
+        SMOKE_CONFIG,
+        *args,
+        *opts,
+    ]
+    return subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
 
 
 def _video_folder(root):
@@ -46,8 +52,17 @@ def _video_folder(root):
 def test_demo_writes_frames_video_and_masks(synthetic_root, weights, tmp_path):
     frames = _video_folder(synthetic_root)
     out_frames, masks = tmp_path / "vis", tmp_path / "masks.json"
-    proc = _demo("--input", frames, "--output", str(out_frames), "--save-masks", str(masks),
-                 "--confidence-threshold", "0", weights=weights)
+    proc = _demo(
+        "--input",
+        frames,
+        "--output",
+        str(out_frames),
+        "--save-masks",
+        str(masks),
+        "--confidence-threshold",
+        "0",
+        weights=weights,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(os.listdir(out_frames)) == sorted(os.listdir(frames))
     with open(masks) as f:
@@ -57,8 +72,17 @@ def test_demo_writes_frames_video_and_masks(synthetic_root, weights, tmp_path):
     assert results[0]["segmentations"][0]["size"] == [64, 80]
 
     video = tmp_path / "vis.mp4"
-    proc = _demo("--input", os.path.join(frames, "*.jpg"), "--output", str(video),
-                 "--save-masks", str(masks), "--confidence-threshold", "1.01", weights=weights)
+    proc = _demo(
+        "--input",
+        os.path.join(frames, "*.jpg"),
+        "--output",
+        str(video),
+        "--save-masks",
+        str(masks),
+        "--confidence-threshold",
+        "1.01",
+        weights=weights,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert video.stat().st_size > 0
     with open(masks) as f:
@@ -71,8 +95,13 @@ def test_demo_clear_errors(tmp_path, weights):
     proc = _demo("--input", str(empty), "--output", str(tmp_path / "o"), weights=weights)
     assert proc.returncode != 0 and "has no frames" in proc.stderr
 
-    proc = _demo("--input", str(empty), "--output", str(tmp_path / "o"),
-                 weights=str(tmp_path / "missing.pth"))
+    proc = _demo(
+        "--input",
+        str(empty),
+        "--output",
+        str(tmp_path / "o"),
+        weights=str(tmp_path / "missing.pth"),
+    )
     assert proc.returncode != 0 and "has no frames" in proc.stderr  # input checked first
 
     frames = tmp_path / "frames"
@@ -83,8 +112,13 @@ def test_demo_clear_errors(tmp_path, weights):
 
 
 def test_demo_missing_checkpoint(synthetic_root, tmp_path):
-    proc = _demo("--input", _video_folder(synthetic_root), "--output", str(tmp_path / "o"),
-                 weights=str(tmp_path / "missing.pth"))
+    proc = _demo(
+        "--input",
+        _video_folder(synthetic_root),
+        "--output",
+        str(tmp_path / "o"),
+        weights=str(tmp_path / "missing.pth"),
+    )
     assert proc.returncode != 0
     assert "missing.pth" in proc.stderr and "does not exist" in proc.stderr
 
@@ -102,8 +136,19 @@ def test_demo_windowed_streams_a_video_file(synthetic_root, weights, tmp_path):
         writer.write(cv2.imread(os.path.join(frames, name)))
     writer.release()
     masks, out = tmp_path / "masks.json", tmp_path / "vis.mp4"
-    proc = _demo("--input", video, "--output", str(out), "--save-masks", str(masks),
-                 "--confidence-threshold", "0", "--window-size", "2", weights=weights)
+    proc = _demo(
+        "--input",
+        video,
+        "--output",
+        str(out),
+        "--save-masks",
+        str(masks),
+        "--confidence-threshold",
+        "0",
+        "--window-size",
+        "2",
+        weights=weights,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(masks) as f:
         results = json.load(f)

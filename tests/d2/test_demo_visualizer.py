@@ -1,4 +1,5 @@
 """The demo's drawing and frame I/O (OpenCV / NumPy only: runs without detectron2)."""
+
 import importlib.util
 import os
 
@@ -26,8 +27,12 @@ def _prediction(T=3, H=32, W=40):
     masks[0, :, 2:12, 2:12] = True
     masks[1, :, 20:30, 25:38] = True
     masks[2, :, 0:5, 30:40] = True
-    return {"image_size": (H, W), "pred_scores": [0.9, 0.6, 0.2], "pred_labels": [0, 2, 1],
-            "pred_masks": list(masks)}
+    return {
+        "image_size": (H, W),
+        "pred_scores": [0.9, 0.6, 0.2],
+        "pred_labels": [0, 2, 1],
+        "pred_masks": list(masks),
+    }
 
 
 def test_instance_colors_distinct_and_stable():
@@ -109,8 +114,10 @@ def test_video_visualizer_draws_rle_masks_like_tensors():
     from video_mask2former.evaluation.results import encode_mask_frames
 
     prediction = _prediction()
-    as_rle = dict(prediction, pred_masks=[RLEVideoMask(encode_mask_frames(m))
-                                          for m in prediction["pred_masks"]])
+    as_rle = dict(
+        prediction,
+        pred_masks=[RLEVideoMask(encode_mask_frames(m)) for m in prediction["pred_masks"]],
+    )
     vis = visualizer.VideoVisualizer(["a", "b", "c"], confidence_threshold=0.5)
     frames = [np.zeros((32, 40, 3), np.uint8) for _ in range(3)]
     for a, b in zip(vis.draw(frames, prediction), vis.draw(frames, as_rle)):

@@ -1,4 +1,5 @@
 """YTVISEvaluator (detectron2 adapter): writes results.json + zip and reports AP x100."""
+
 import json
 import os
 import zipfile

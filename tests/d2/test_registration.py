@@ -1,4 +1,5 @@
 """Registry entries: official configs build the official network through detectron2."""
+
 import json
 import os
 
@@ -87,8 +88,14 @@ def test_registered_classes_are_the_core_modules():
 def test_test_options_reach_the_model():
     model = _build(
         "youtubevis_2019/video_maskformer2_R50_bs16_8ep.yaml",
-        ["MODEL.MASK_FORMER.TEST.TOPK", 5, "MODEL.MASK_FORMER.TEST.CHUNK_SIZE", 0,
-         "MODEL.MASK_FORMER.DEEP_SUPERVISION", False],
+        [
+            "MODEL.MASK_FORMER.TEST.TOPK",
+            5,
+            "MODEL.MASK_FORMER.TEST.CHUNK_SIZE",
+            0,
+            "MODEL.MASK_FORMER.DEEP_SUPERVISION",
+            False,
+        ],
     )
     assert model.test_topk == 5
     assert model.inference_chunk_size is None  # 0: all frames at once
@@ -96,8 +103,10 @@ def test_test_options_reach_the_model():
 
 
 def test_window_size_reaches_the_model():
-    model = _build("youtubevis_2019/video_maskformer2_R50_bs16_8ep.yaml",
-                   ["MODEL.MASK_FORMER.TEST.WINDOW_SIZE", 8])
+    model = _build(
+        "youtubevis_2019/video_maskformer2_R50_bs16_8ep.yaml",
+        ["MODEL.MASK_FORMER.TEST.WINDOW_SIZE", 8],
+    )
     assert model.window_size == 8
 
 
@@ -128,7 +137,8 @@ def test_r50_parity_through_build_model():
     expected_labels = sorted(int(x) for x in fixture["labels"])
     assert sorted(result["pred_labels"]) == expected_labels
     assert torch.allclose(
-        torch.tensor(sorted(result["pred_scores"])), fixture["scores"].float().sort().values,
+        torch.tensor(sorted(result["pred_scores"])),
+        fixture["scores"].float().sort().values,
         atol=1e-4,
     )
     for mask in result["pred_masks"]:

@@ -27,8 +27,13 @@ def test_param_groups_of_the_video_model():
 
     from video_mask2former.d2.solver import build_optimizer
 
-    cfg = _cfg(BASE_LR=1e-3, WEIGHT_DECAY=0.05, BACKBONE_MULTIPLIER=0.1,
-               WEIGHT_DECAY_NORM=0.0, WEIGHT_DECAY_EMBED=0.02)
+    cfg = _cfg(
+        BASE_LR=1e-3,
+        WEIGHT_DECAY=0.05,
+        BACKBONE_MULTIPLIER=0.1,
+        WEIGHT_DECAY_NORM=0.0,
+        WEIGHT_DECAY_EMBED=0.02,
+    )
     model = build_model(cfg)
     optimizer = build_optimizer(cfg, model)
     assert isinstance(optimizer, torch.optim.AdamW)

@@ -3,6 +3,7 @@
 Each case runs the script in a subprocess with ``DETECTRON2_DATASETS`` pointing at the dataset
 written by the ``synthetic_root`` fixture (the built-in ``ytvis_synthetic_*`` splits).
 """
+
 import json
 import math
 import os
@@ -23,10 +24,18 @@ def _run(root, output_dir, *args):
     from tests.d2.helpers import REPO_ROOT, SMOKE_CONFIG
 
     env = dict(os.environ, DETECTRON2_DATASETS=str(root), PYTHONPATH=REPO_ROOT)
-    cmd = [sys.executable, os.path.join(REPO_ROOT, "train_net_video.py"),
-           "--config-file", SMOKE_CONFIG, *args, "OUTPUT_DIR", str(output_dir)]
-    proc = subprocess.run(cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=RUN_TIMEOUT_S)
+    cmd = [
+        sys.executable,
+        os.path.join(REPO_ROOT, "train_net_video.py"),
+        "--config-file",
+        SMOKE_CONFIG,
+        *args,
+        "OUTPUT_DIR",
+        str(output_dir),
+    ]
+    proc = subprocess.run(
+        cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+    )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     return log
@@ -41,8 +50,10 @@ def _check_results_json(path, root):
     from video_mask2former.evaluation import VideoSpec, validate_results
 
     with open(os.path.join(root, "ytvis_synthetic", "valid.json")) as f:
-        videos = {v["id"]: VideoSpec(len(v["file_names"]), v["height"], v["width"])
-                  for v in json.load(f)["videos"]}
+        videos = {
+            v["id"]: VideoSpec(len(v["file_names"]), v["height"], v["width"])
+            for v in json.load(f)["videos"]
+        }
     with open(path) as f:
         results = json.load(f)
     validate_results(results, videos, category_ids=[1, 2, 3])
@@ -88,11 +99,20 @@ def test_missing_weights_is_a_clear_error(synthetic_root, tmp_path):
     from tests.d2.helpers import REPO_ROOT, SMOKE_CONFIG
 
     env = dict(os.environ, DETECTRON2_DATASETS=str(synthetic_root), PYTHONPATH=REPO_ROOT)
-    cmd = [sys.executable, os.path.join(REPO_ROOT, "train_net_video.py"), "--config-file",
-           SMOKE_CONFIG, "--eval-only", "MODEL.WEIGHTS", "no_such_model.pkl",
-           "OUTPUT_DIR", str(tmp_path)]
-    proc = subprocess.run(cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=RUN_TIMEOUT_S)
+    cmd = [
+        sys.executable,
+        os.path.join(REPO_ROOT, "train_net_video.py"),
+        "--config-file",
+        SMOKE_CONFIG,
+        "--eval-only",
+        "MODEL.WEIGHTS",
+        "no_such_model.pkl",
+        "OUTPUT_DIR",
+        str(tmp_path),
+    ]
+    proc = subprocess.run(
+        cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+    )
     assert proc.returncode != 0
     assert "FileNotFoundError" in proc.stderr and "no_such_model.pkl" in proc.stderr
 

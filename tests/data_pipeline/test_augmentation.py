@@ -1,4 +1,5 @@
 """Clip-consistent augmentation: same resize / flip per clip, masks follow the image."""
+
 import numpy as np
 import pytest
 

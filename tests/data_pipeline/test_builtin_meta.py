@@ -1,4 +1,5 @@
 """Built-in categories and split table."""
+
 import os
 
 import pytest

@@ -1,4 +1,5 @@
 """The clip mapper on a tiny synthetic dataset written into tmp_path."""
+
 import numpy as np
 import pytest
 import torch

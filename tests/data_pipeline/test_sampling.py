@@ -1,4 +1,5 @@
 """Clip frame sampling (official semantics, seeded)."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """The synthetic YouTube-VIS generator: deterministic, masks agree with the painted frames."""
+
 import json
 import os
 
@@ -62,9 +63,7 @@ def test_uncompressed_rle_equals_compressed():
 
 def test_objects_enter_and_leave():
     dataset, _ = _gen(num_videos=30, with_images=False)
-    nulls = [
-        [s is None for s in ann["segmentations"]] for ann in dataset["annotations"]
-    ]
+    nulls = [[s is None for s in ann["segmentations"]] for ann in dataset["annotations"]]
     assert any(n[0] and not all(n) for n in nulls)  # enters after the first frame
     assert any(n[-1] and not all(n) for n in nulls)  # gone before the last frame
     assert {a["category_id"] for a in dataset["annotations"]} == {1, 2, 3}

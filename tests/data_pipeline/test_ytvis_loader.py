@@ -1,4 +1,5 @@
 """Loading YouTube-VIS-format files: segmentation formats, null frames, categories, errors."""
+
 import json
 
 import numpy as np

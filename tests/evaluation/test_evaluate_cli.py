@@ -1,4 +1,5 @@
 """tools/evaluate_ytvis.py: table, OUT.json, and clean errors on bad input."""
+
 import json
 import os
 import subprocess

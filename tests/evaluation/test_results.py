@@ -1,4 +1,5 @@
 """results.json: encoding, atomic writes, the submission zip, validation errors."""
+
 import json
 import os
 import zipfile

@@ -1,4 +1,5 @@
 """The YouTube-VIS metric against the official evaluation's numbers, and its edge cases."""
+
 import copy
 import json
 import os

@@ -1,4 +1,5 @@
 """Video post-processing: top-k selection, mask resizing, lean == straightforward."""
+
 import pytest
 import torch
 from torch.nn import functional as F

@@ -1,4 +1,5 @@
 """Conv2d wrapper, FrozenBatchNorm2d, get_norm, MLP."""
+
 import pytest
 import torch
 from torch import nn

@@ -1,4 +1,5 @@
 """Parity with the official Video Mask2Former (fixtures in tests/data/parity, see its README)."""
+
 import json
 import os
 
@@ -76,9 +77,7 @@ def test_postprocessing_of_official_outputs(fixture_r50, lean):
         result = video_inference(*args, (height, width), topk=10, chunk_size=2)
     else:
         result = video_inference_reference(*args, (height, width), topk=10)
-    ours = dict(
-        zip(zip(result["pred_scores"], result["pred_labels"]), result["pred_masks"])
-    )
+    ours = dict(zip(zip(result["pred_scores"], result["pred_labels"]), result["pred_masks"]))
     expected = {
         (float(s), int(l)): m
         for s, l, m in zip(fixture_r50["scores"], fixture_r50["labels"], fixture_r50["masks"])

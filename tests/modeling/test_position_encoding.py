@@ -1,4 +1,5 @@
 """2-D and 3-D sine position encodings."""
+
 import math
 
 import torch

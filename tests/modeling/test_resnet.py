@@ -1,4 +1,5 @@
 """ResNet backbone: detectron2 layout, strides, freezing."""
+
 import torch
 
 from video_mask2former.modeling.backbone.resnet import ResNet
@@ -9,7 +10,10 @@ def test_output_shapes_and_strides():
     model = ResNet(depth=50).eval()
     shapes = model.output_shape()
     assert {k: (v.channels, v.stride) for k, v in shapes.items()} == {
-        "res2": (256, 4), "res3": (512, 8), "res4": (1024, 16), "res5": (2048, 32)
+        "res2": (256, 4),
+        "res3": (512, 8),
+        "res4": (1024, 16),
+        "res5": (2048, 32),
     }
     with torch.no_grad():
         out = model(torch.randn(1, 3, 64, 96))

@@ -1,4 +1,5 @@
 """The video transformer decoder: frame/video reshapes, batch independence, masked attention."""
+
 import pytest
 import torch
 
@@ -16,8 +17,14 @@ B, T, Q, K, C = 2, 2, 5, 3, 32
 def _decoder(dec_layers=3):
     torch.manual_seed(0)
     return VideoMultiScaleMaskedTransformerDecoder(
-        in_channels=C, num_classes=K, hidden_dim=C, num_queries=Q, nheads=4,
-        dim_feedforward=64, dec_layers=dec_layers, mask_dim=C,
+        in_channels=C,
+        num_classes=K,
+        hidden_dim=C,
+        num_queries=Q,
+        nheads=4,
+        dim_feedforward=64,
+        dec_layers=dec_layers,
+        mask_dim=C,
     ).eval()
 
 
@@ -87,8 +94,12 @@ def test_attention_mask_covers_all_frames():
 
 def test_attention_layers_keys():
     assert set(SelfAttentionLayer(d_model=8, nhead=2).state_dict()) == {
-        "self_attn.in_proj_weight", "self_attn.in_proj_bias", "self_attn.out_proj.weight",
-        "self_attn.out_proj.bias", "norm.weight", "norm.bias",
+        "self_attn.in_proj_weight",
+        "self_attn.in_proj_bias",
+        "self_attn.out_proj.weight",
+        "self_attn.out_proj.bias",
+        "norm.weight",
+        "norm.bias",
     }
     assert "multihead_attn.in_proj_weight" in CrossAttentionLayer(d_model=8, nhead=2).state_dict()
 

@@ -1,4 +1,5 @@
 """The VideoMaskFormer meta-architecture: preprocessing, targets, training, inference, autocast."""
+
 import math
 
 import pytest
@@ -125,9 +126,7 @@ def test_autocast_bf16_cpu_training_step():
     total = sum(losses.values())
     assert torch.isfinite(total)
     total.backward()
-    assert all(
-        torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None
-    )
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
 def test_pixel_statistics_are_not_in_state_dict():

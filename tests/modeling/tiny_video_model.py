@@ -1,4 +1,5 @@
 """A tiny Video Mask2Former for fast CPU tests (hidden 32, Q=5, K=3, 1+3 layers)."""
+
 import torch
 from torch import nn
 

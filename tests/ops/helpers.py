@@ -2,6 +2,7 @@
 
 Shape shorthand: N batch, S values, M heads, D channels, Lq queries, L levels, P points.
 """
+
 import math
 
 import torch

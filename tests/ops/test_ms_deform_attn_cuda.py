@@ -1,4 +1,5 @@
 """CUDA kernels of the op (skipped without a GPU or without CUDA kernels in mask2former_ops._C)."""
+
 import pytest
 import torch
 
@@ -65,8 +66,13 @@ def test_cuda_half_precision_close_to_float32(dtype):
     tol = HALF_TOLERANCES[dtype]
     inputs32 = _cuda_inputs(torch.float32, requires_grad=True, seed=2)
     value, shapes, starts, locations, weights = _cuda_inputs(torch.float32, seed=2)
-    inputs_half = (value.to(dtype).requires_grad_(), shapes, starts,
-                   locations.requires_grad_(), weights.requires_grad_())
+    inputs_half = (
+        value.to(dtype).requires_grad_(),
+        shapes,
+        starts,
+        locations.requires_grad_(),
+        weights.requires_grad_(),
+    )
     grad_output = torch.randn(2, 4, 6, device="cuda")
     got = _grads("cuda", inputs_half, grad_output)
     ref = _grads("cuda", inputs32, grad_output)
@@ -90,8 +96,11 @@ def test_cuda_large_channel_counts_use_every_reduction_path():
         for impl, device in (("cuda", "cuda"), ("pytorch", "cpu")):
             inputs = [t.to(device).requires_grad_() for t in (value, locations, weights)]
             results.append(
-                _grads(impl, (inputs[0], shapes.to(device), starts.to(device), *inputs[1:]),
-                       grad_output.to(device))
+                _grads(
+                    impl,
+                    (inputs[0], shapes.to(device), starts.to(device), *inputs[1:]),
+                    grad_output.to(device),
+                )
             )
         for g, r in zip(*results):
             torch.testing.assert_close(g.cpu(), r, rtol=1e-10, atol=1e-10)
@@ -110,8 +119,9 @@ def test_module_under_autocast(dtype):
     with torch.autocast("cuda", dtype=dtype):
         out = module(query, reference, flat, shapes, starts)
     assert out.dtype == dtype  # the op ran in the autocast dtype, not forced to float32
-    torch.testing.assert_close(out.float(), expected, rtol=HALF_TOLERANCES[dtype] * 2,
-                               atol=HALF_TOLERANCES[dtype] * 2)
+    torch.testing.assert_close(
+        out.float(), expected, rtol=HALF_TOLERANCES[dtype] * 2, atol=HALF_TOLERANCES[dtype] * 2
+    )
     out.float().sum().backward()
     assert flat.grad is not None and torch.isfinite(flat.grad).all()
     assert all(torch.isfinite(p.grad).all() for p in module.parameters() if p.grad is not None)

@@ -1,4 +1,5 @@
 """MSDeformAttn module (official parameter names, shapes, initialisation) and the op's dispatch."""
+
 import math
 import warnings
 

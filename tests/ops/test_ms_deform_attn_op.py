@@ -1,4 +1,5 @@
 """The multi-scale deformable attention op on CPU: every implementation against a loop oracle."""
+
 import pytest
 import torch
 

@@ -5,6 +5,7 @@
 * after loading, one log line sums up the missing, unexpected and shape-mismatched keys (the
   keys themselves are listed by fvcore just before it).
 """
+
 import logging
 import os
 

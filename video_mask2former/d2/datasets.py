@@ -5,6 +5,7 @@ OVIS, the synthetic set) are registered under the datasets root ``$DETECTRON2_DA
 (default ``"datasets"``), read when :func:`register_all_builtin` runs (at package import).
 Loading is lazy: a file is read only when ``DatasetCatalog.get(name)`` is called.
 """
+
 import logging
 import os
 from typing import List, Optional, Sequence, Union

@@ -1,4 +1,4 @@
-"""detectron2 ``DatasetEvaluator`` for YouTube-VIS: a thin adapter over ``video_mask2former.evaluation``.
+"""detectron2 ``DatasetEvaluator`` for YouTube-VIS, a thin adapter over the core evaluation.
 
 Collects the per-video predictions (official eval output format) on every process, writes
 ``results.json`` and the server submission ``results.zip`` to ``output_dir``, and scores them with
@@ -6,6 +6,7 @@ this project's implementation of the official metric when the dataset's annotati
 annotations. Reported like detectron2's evaluators: ``{"segm": {"AP": ..., ...}}`` on the 0-100
 scale, NaN where no ground truth falls in an area range, plus ``"AP-<class name>"``.
 """
+
 import itertools
 import logging
 from collections import OrderedDict

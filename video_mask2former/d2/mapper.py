@@ -2,6 +2,7 @@
 
 Shapes: T frames of a clip, N instances of the clip, H x W the augmented frame size.
 """
+
 from typing import List
 
 from detectron2.config import configurable

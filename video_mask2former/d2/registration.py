@@ -13,6 +13,7 @@ core ones. Entries:
 * ``BACKBONE_REGISTRY``: ``D2SwinTransformer``. ResNets use detectron2's own
   ``build_resnet_backbone``, whose keys are those of the core ResNet.
 """
+
 from typing import Dict
 
 from detectron2.config import configurable

@@ -10,6 +10,7 @@ Gradient clipping: ``SOLVER.CLIP_GRADIENTS.CLIP_TYPE: "full_model"`` clips the n
 gradients together (the official setting, not offered by detectron2); "value" and "norm"
 (per parameter) go through detectron2's ``maybe_add_gradient_clipping``.
 """
+
 import itertools
 from typing import Any, Dict, List, Type
 

@@ -1,5 +1,6 @@
 """Video data pipeline without detectron2: YouTube-VIS loading, clip sampling, augmentation, the
 clip mapper, built-in dataset metadata and the synthetic dataset."""
+
 from .augmentation import ClipAugmentationList, build_clip_augmentation
 from .builtin_meta import BUILTIN_SPLITS, BuiltinSplit, datasets_root, metadata_for
 from .clip_mapper import ClipDatasetMapper, read_frame

@@ -13,6 +13,7 @@ detectron2's augmentations as the official video configs use them (``augmentatio
 - Images are resized bilinearly with PIL and masks with PIL's nearest neighbour (as detectron2);
   colour transforms leave masks unchanged.
 """
+
 import sys
 from typing import List, Optional, Sequence, Tuple
 

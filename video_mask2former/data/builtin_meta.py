@@ -7,6 +7,7 @@ Category facts (ids, names, colours) are those of the official Mask2Former video
 YouTube-VIS 2019/2021, and of the VIS projects built on it (MinVIS, VITA, DVIS) for OVIS, whose
 annotation files spell the last category "Vehical".
 """
+
 import os
 from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple

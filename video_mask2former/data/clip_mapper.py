@@ -12,6 +12,7 @@ official mapper, its class stays its category in every frame (the official dummy
 
 Test time yields every frame, resized, with no instances.
 """
+
 import os
 from typing import Dict, List, Optional, Sequence
 

@@ -4,6 +4,7 @@ A :class:`FrameSource` knows the number of frames and their size up front and yi
 one at a time, so a long video is never held in memory whole (the windowed inference consumes
 it window by window). It can be iterated again (e.g. once to predict, once to draw).
 """
+
 import glob
 import os
 from typing import Iterator, List, Sequence, Tuple, Union

@@ -6,6 +6,7 @@ from it (the reference itself excluded); sort; optionally shuffle. A clip may th
 frame, and videos shorter than the clip still give ``num_frames`` indices. A one-frame video (or
 ``frame_range == 0``), where the official code fails, repeats the reference frame.
 """
+
 from typing import List
 
 import numpy as np

@@ -13,6 +13,7 @@ the same shapes, so masks and pixels agree.
 Defaults (64 train / 16 val videos of 8 frames at 128x160) keep the whole dataset small enough
 for a small model to learn in a few CPU minutes.
 """
+
 import json
 import os
 from dataclasses import dataclass

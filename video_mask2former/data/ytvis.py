@@ -16,6 +16,7 @@ file costs little more than parsing its JSON. A frame where an instance is absen
 obj for it. Every structural problem raises :class:`YTVISFormatError` naming the file, the video or
 annotation id and what was expected.
 """
+
 import json
 import logging
 import os

@@ -1,4 +1,5 @@
 """YouTube-VIS results files and the official AP/AR metric, without detectron2."""
+
 from .results import (
     VideoSpec,
     YTVISFormatError,

@@ -1,4 +1,4 @@
-"""Video predictions <-> YouTube-VIS ``results.json``: encoding, atomic writing, submission zip, checks.
+"""Video predictions <-> YouTube-VIS ``results.json``: encoding, atomic writes, zip, checks.
 
 Shapes: T frames, H x W frame size (the size the video is annotated at), N predictions of a video.
 
@@ -10,6 +10,7 @@ instance track::
 
 The server wants a zip holding ``results.json`` at its top level (:func:`write_submission_zip`).
 """
+
 import json
 import math
 import os
@@ -74,7 +75,9 @@ def encode_mask_frames(masks: Union[torch.Tensor, np.ndarray, RLEVideoMask]) -> 
     return [
         {
             "size": [int(s) for s in r["size"]],
-            "counts": r["counts"].decode("utf-8") if isinstance(r["counts"], bytes) else r["counts"],
+            "counts": (
+                r["counts"].decode("utf-8") if isinstance(r["counts"], bytes) else r["counts"]
+            ),
         }
         for r in rles
     ]
@@ -150,7 +153,7 @@ def _atomic_write(path: str, write: Callable[[str], None]) -> None:
 
 
 def write_results_json(results: Sequence[dict], path: str) -> str:
-    """Write ``results`` to ``path`` atomically (temporary file in the same folder + ``os.replace``).
+    """Write ``results`` to ``path`` atomically (a temporary file beside it, then ``os.replace``).
 
     Returns:
         str: ``path``.
@@ -359,7 +362,9 @@ def validate_results(
         YTVISFormatError: naming the entry index and video id of the first bad entry.
     """
     if not isinstance(results, list):
-        raise YTVISFormatError(f"{source}: expected a list of entries, got {type(results).__name__}")
+        raise YTVISFormatError(
+            f"{source}: expected a list of entries, got {type(results).__name__}"
+        )
     category_ids = None if category_ids is None else set(category_ids)
     strings, owners, pixels = [], [], []
     for index, entry in enumerate(results):

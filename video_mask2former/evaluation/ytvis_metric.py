@@ -19,6 +19,7 @@ Speed: the per-frame intersections of all (prediction, ground truth) pairs of a 
 ``pycocotools.mask.iou`` call per frame on the compressed RLEs (no decoding to bitmaps); the
 matching is vectorised over the IoU thresholds.
 """
+
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Union
@@ -176,8 +177,12 @@ class YTVISGroundTruth:
         per_video = defaultdict(lambda: ([], []))
         category_ids = set(self.category_ids)
         for index, ann in enumerate(annotations):
-            where = f"{source}: annotation {index} (id {ann.get('id')}, video {ann.get('video_id')})"
-            missing = [k for k in ("id", "video_id", "category_id", "segmentations") if k not in ann]
+            where = (
+                f"{source}: annotation {index} (id {ann.get('id')}, video {ann.get('video_id')})"
+            )
+            missing = [
+                k for k in ("id", "video_id", "category_id", "segmentations") if k not in ann
+            ]
             if missing:
                 raise YTVISFormatError(f"{where} lacks the keys {missing}")
             spec = self.videos.get(ann["video_id"])
@@ -210,7 +215,9 @@ class YTVISGroundTruth:
         }
 
 
-def results_to_tracks(results: List[dict], ground_truth: YTVISGroundTruth) -> Dict[int, VideoTracks]:
+def results_to_tracks(
+    results: List[dict], ground_truth: YTVISGroundTruth
+) -> Dict[int, VideoTracks]:
     """Group validated ``results.json`` entries by video (entry order kept within a video)."""
     per_video = defaultdict(lambda: ([], []))
     for index, entry in enumerate(results):

@@ -5,6 +5,7 @@ the defaults of ``mask2former/config.py`` / ``mask2former_video/config.py``). Th
 ``state_dict`` has exactly the official keys, so released checkpoints load with
 ``model.load_state_dict(...)``.
 """
+
 from typing import Dict, Optional, Sequence
 
 from torch import nn

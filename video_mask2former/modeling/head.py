@@ -5,6 +5,7 @@ Shapes: B videos, T frames, Q queries, K classes, h x w the mask-feature size (s
 The attribute names ``pixel_decoder`` and ``predictor`` give the official state-dict keys
 (``sem_seg_head.pixel_decoder.*``, ``sem_seg_head.predictor.*``).
 """
+
 from typing import Dict
 
 import torch

@@ -13,6 +13,7 @@ so its memory does not grow with Q and is bounded in T; :func:`video_inference_r
 upsamples every query first, like the official code. Both give identical results (bilinear
 interpolation treats every (query, frame) map on its own).
 """
+
 from typing import Dict, Optional, Tuple
 
 import torch
@@ -155,4 +156,3 @@ def video_inference_reference(
     selected = F.interpolate(selected, size=output_size, mode="bilinear", align_corners=False)
     masks = (selected > MASK_LOGIT_THRESHOLD).cpu()
     return _video_result(output_size, scores, labels, masks)
-

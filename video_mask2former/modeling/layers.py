@@ -6,6 +6,7 @@ Key names follow detectron2 (``Conv2d`` keeps its normalisation as the ``.norm``
 ``FrozenBatchNorm2d`` stores ``weight``/``bias``/``running_mean``/``running_var`` as buffers) so
 the official checkpoints load unchanged.
 """
+
 from typing import Callable, Optional
 
 import torch
@@ -190,7 +191,6 @@ def xavier_init_matrices(module: nn.Module) -> None:
     for parameter in module.parameters():
         if parameter.dim() > 1:
             nn.init.xavier_uniform_(parameter)
-
 
 
 def residual_ffn(

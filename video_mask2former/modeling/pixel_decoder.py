@@ -11,6 +11,7 @@ the first three refined levels (coarse to fine) for the transformer decoder's cr
 State-dict keys are the official ones (``input_proj.0.0.weight``, ``transformer.level_embed``,
 ``transformer.encoder.layers.N.self_attn.*``, ``mask_features``, ``adapter_1``, ``layer_1``).
 """
+
 import copy
 import math
 from typing import Dict, List, Sequence, Tuple

@@ -7,6 +7,7 @@ interleaved sines and cosines of geometrically spaced frequencies (DETR). The 2-
 concatenation [row code, column code] of ``2 * num_pos_feats`` channels; the 3-D encoding adds a
 frame code of the same width to it.
 """
+
 import math
 
 import torch

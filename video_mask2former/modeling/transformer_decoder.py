@@ -15,6 +15,7 @@ State-dict keys are the official ones (``transformer_self_attention_layers.N.sel
 ``decoder_norm``, ``query_feat``, ``query_embed``, ``level_embed``, ``class_embed``,
 ``mask_embed``).
 """
+
 from typing import Dict, List, Optional, Tuple
 
 import torch

@@ -12,6 +12,7 @@ of T per-frame objects with ``gt_classes`` (M,), ``gt_ids`` (M,) (-1: absent in 
 The attribute names ``backbone``, ``sem_seg_head`` and ``criterion`` give the official
 state-dict keys; ``pixel_mean``/``pixel_std`` are non-persistent buffers (not in the state_dict).
 """
+
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -269,7 +270,6 @@ class VideoMaskFormer(nn.Module):
         outputs = self.predict(images, num_frames, keep_aux=keep_aux)
         return outputs, tuple(images.shape[-2:]), sizes
 
-
     def predict_window(self, frames: Sequence) -> WindowOutput:
         """The network's prediction for one window of frames (one video, no post-processing).
 
@@ -323,6 +323,8 @@ def _as_chw_tensor(frame) -> torch.Tensor:
     """A (3, H, W) tensor of a frame given as a tensor or as an (H, W, 3) RGB numpy array."""
     if isinstance(frame, np.ndarray):
         if frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError(f"expected an (H, W, 3) RGB frame, got an array of shape {frame.shape}")
+            raise ValueError(
+                f"expected an (H, W, 3) RGB frame, got an array of shape {frame.shape}"
+            )
         return torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1)))
     return frame

@@ -6,6 +6,7 @@ Keys: ``stem.conv1`` (7x7, stride 2, then ReLU and a 3x3 max-pool), stages ``res
 of bottleneck blocks ``resK.i.{shortcut,conv1,conv2,conv3}``, each convolution with its
 normalisation as the ``.norm`` submodule. Output strides: res2 4, res3 8, res4 16, res5 32.
 """
+
 from typing import Dict, List, Sequence
 
 import torch
