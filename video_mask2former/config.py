@@ -114,6 +114,9 @@ def _add_pixel_decoder_config(cfg):
     cfg.MODEL.SEM_SEG_HEAD.DEFORMABLE_TRANSFORMER_ENCODER_IN_FEATURES = ["res3", "res4", "res5"]
     cfg.MODEL.SEM_SEG_HEAD.DEFORMABLE_TRANSFORMER_ENCODER_N_POINTS = 4
     cfg.MODEL.SEM_SEG_HEAD.DEFORMABLE_TRANSFORMER_ENCODER_N_HEADS = 8
+    # Run the pixel decoder in float32 even under AMP (the official behaviour, forced there by
+    # its float32-only operator). False: AMP runs it in half precision on mask2former_ops' kernels.
+    cfg.MODEL.SEM_SEG_HEAD.PIXEL_DECODER_FP32 = False
 
 
 def _add_swin_config(cfg):

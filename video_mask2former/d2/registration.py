@@ -184,6 +184,7 @@ class MSDeformAttnPixelDecoder(core_pixel_decoder.MSDeformAttnPixelDecoder):
             "norm": head.NORM,
             "transformer_in_features": head.DEFORMABLE_TRANSFORMER_ENCODER_IN_FEATURES,
             "common_stride": head.COMMON_STRIDE,
+            "fp32": head.PIXEL_DECODER_FP32,
         }
 
 

@@ -241,6 +241,10 @@ class MSDeformAttnPixelDecoder(nn.Module):
         norm (str): normalisation of the FPN convolutions ("GN").
         transformer_in_features (sequence of str): features the encoder reads (res3..res5).
         common_stride (int): stride of the mask features (4).
+        fp32 (bool): run in float32 even under ``torch.autocast``, as the official decoder does
+            (its operator had float32 kernels only). False lets autocast run the decoder, the
+            deformable attention included, in float16/bfloat16: ``mask2former_ops`` has
+            half-precision kernels and keeps sampling locations in float32.
     """
 
     def __init__(
@@ -256,8 +260,10 @@ class MSDeformAttnPixelDecoder(nn.Module):
         norm: str = "GN",
         transformer_in_features: Sequence[str] = ("res3", "res4", "res5"),
         common_stride: int = 4,
+        fp32: bool = False,
     ):
         super().__init__()
+        self.fp32 = fp32
         missing = [name for name in transformer_in_features if name not in input_shape]
         if missing:
             raise ValueError(
@@ -332,7 +338,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
     def forward_features(
         self, features: Dict[str, torch.Tensor]
     ) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor]]:
-        """Decode backbone features, in float32 (autocast is switched off, as in the official code).
+        """Decode backbone features (in float32 under autocast when ``self.fp32``).
 
         Args:
             features (dict): name -> (N, C_name, H/stride, W/stride) backbone features.
@@ -343,8 +349,11 @@ class MSDeformAttnPixelDecoder(nn.Module):
                 encoder_features (Tensor): (N, C, h_0, w_0), the coarsest refined level.
                 multi_scale_features (list[Tensor]): 3 maps (N, C, h_l, w_l), coarse to fine.
         """
+        if not self.fp32:
+            return self._forward_features(features)
         device_type = next(iter(features.values())).device.type
         with torch.autocast(device_type=device_type, enabled=False):
+            features = {name: x.float() for name, x in features.items()}
             return self._forward_features(features)
 
     def _forward_features(
@@ -352,7 +361,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
     ) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor]]:
         srcs, pos = [], []
         for index, name in enumerate(self.transformer_in_features[::-1]):
-            x = features[name].float()
+            x = features[name]
             srcs.append(self.input_proj[index](x))
             pos.append(self.pe_layer(x))
         memory, spatial_shapes, level_start_index = self.transformer(srcs, pos)
@@ -363,7 +372,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
             for level, (h, w) in zip(torch.split(memory, sizes, dim=1), spatial_shapes.tolist())
         ]
         for index, name in enumerate(self.in_features[: self.num_fpn_levels][::-1]):
-            lateral = self.lateral_convs[index](features[name].float())
+            lateral = self.lateral_convs[index](features[name])
             top_down = F.interpolate(
                 out[-1], size=lateral.shape[-2:], mode="bilinear", align_corners=False
             )
