@@ -1,9 +1,12 @@
 """The deterministic weights the official parity fixtures were measured with.
 
-The rule is written down in ``tests/data/parity/README.md`` (copied from the shared parity
-folder): every floating-point ``state_dict`` entry gets values drawn from a generator seeded with
-the CRC32 of its key, scaled by a rule chosen from the key's last two dotted parts. Integer
-tensors (e.g. Swin's ``relative_position_index``) keep what the model computed.
+The rule is written down in ``tests/data/parity/README.md`` (the fixtures' own README): every
+floating-point ``state_dict`` entry gets values drawn from a generator seeded with the CRC32 of
+its key, scaled by a rule chosen from the key's last two dotted parts. Integer tensors (e.g.
+Swin's ``relative_position_index``) keep what the model computed.
+
+:func:`check_r50_raw_outputs` compares a model's raw outputs with the R50 fixture; the core and
+the detectron2 parity tests both use it.
 """
 
 import math
@@ -62,3 +65,33 @@ def deterministic_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
         else:
             result[key] = tensor.detach().clone()
     return result
+
+
+# Absolute tolerance of raw outputs against the official CPU fp32 run (the fixtures' README).
+OUTPUT_ATOL = 1e-3
+
+
+def check_r50_raw_outputs(model: nn.Module, fixture: Dict[str, torch.Tensor]) -> Dict[str, float]:
+    """Run ``model`` (deterministic weights, eval) on the fixture video; compare the raw outputs.
+
+    Returns:
+        dict: the max absolute difference of ``pred_logits``, ``pred_masks`` and the first
+        deep-supervision outputs; each is asserted to be below ``OUTPUT_ATOL``.
+    """
+    height, width = fixture["output_size"]
+    video = {"image": [f.float() for f in fixture["video"]], "height": height, "width": width}
+    with torch.no_grad():
+        outputs, _, _ = model.inference_raw([video], keep_aux=True)
+    pairs = {
+        "pred_logits": outputs["pred_logits"][0],
+        "pred_masks": outputs["pred_masks"][0],
+        "aux0_pred_logits": outputs["aux_outputs"][0]["pred_logits"][0],
+        "aux0_pred_masks": outputs["aux_outputs"][0]["pred_masks"][0],
+    }
+    diffs = {}
+    for name, value in pairs.items():
+        assert value.shape == fixture[name].shape, name
+        diffs[name] = (value - fixture[name]).abs().max().item()
+        assert diffs[name] < OUTPUT_ATOL, f"{name}: max abs diff {diffs[name]}"
+    assert len(outputs["aux_outputs"]) == 9
+    return diffs

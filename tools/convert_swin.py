@@ -17,14 +17,13 @@ The output is a detectron2-style pickle ``{"model": {key: numpy array}, "__autho
 Swin models take RGB inputs normalised with the ImageNet mean/std.
 """
 
-import argparse
 import re
 import sys
 from typing import Dict, List, Optional
 
 import numpy as np
 import torch
-from _weights_io import load_state_dict, save_d2_pickle
+from _weights_io import run_converter
 
 # Backbone keys, kept unchanged.
 _KEPT = re.compile(
@@ -72,21 +71,13 @@ def convert(
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("input", type=str, help="official Swin checkpoint (.pth)")
-    parser.add_argument("output", type=str, help="output detectron2-style pickle (.pkl)")
-    parser.add_argument(
-        "--prefix", type=str, default="", help="prepended to every key, e.g. 'backbone.'"
+    return run_converter(
+        argv,
+        description=__doc__.split("\n\n")[0],
+        input_help="official Swin checkpoint (.pth)",
+        convert=convert,
+        author="third_party",
     )
-    args = parser.parse_args(argv)
-    try:
-        weights = convert(load_state_dict(args.input), source=args.input)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    save_d2_pickle({args.prefix + k: v for k, v in weights.items()}, args.output, "third_party")
-    print(f"Wrote {len(weights)} arrays to {args.output}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -16,14 +16,13 @@ ImageNet mean/std, so train with ``RESNETS.STRIDE_IN_1X1: False``, ``INPUT.FORMA
 ``PIXEL_MEAN: [123.675, 116.280, 103.530]`` and ``PIXEL_STD: [58.395, 57.120, 57.375]``.
 """
 
-import argparse
 import re
 import sys
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
-from _weights_io import load_state_dict, save_d2_pickle
+from _weights_io import run_converter
 
 _BN_FIELDS = r"(weight|bias|running_mean|running_var)"
 # (torchvision key pattern, detectron2 key template); the first match wins.
@@ -90,21 +89,13 @@ def convert(
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("input", type=str, help="torchvision ResNet checkpoint (.pth)")
-    parser.add_argument("output", type=str, help="output detectron2-style pickle (.pkl)")
-    parser.add_argument(
-        "--prefix", type=str, default="", help="prepended to every key, e.g. 'backbone.'"
+    return run_converter(
+        argv,
+        description=__doc__.split("\n\n")[0],
+        input_help="torchvision ResNet checkpoint (.pth)",
+        convert=convert,
+        author="torchvision",
     )
-    args = parser.parse_args(argv)
-    try:
-        weights = convert(load_state_dict(args.input), source=args.input)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    save_d2_pickle({args.prefix + k: v for k, v in weights.items()}, args.output, "torchvision")
-    print(f"Wrote {len(weights)} arrays to {args.output}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -11,8 +11,6 @@ from tests.conftest import DATA_DIR, requires_detectron2
 pytestmark = requires_detectron2
 
 PARITY_DIR = os.path.join(DATA_DIR, "parity")
-# Absolute tolerance of raw outputs against the official CPU fp32 run (fixture README).
-OUTPUT_ATOL = 1e-3
 
 OFFICIAL = {
     "video_maskformer2_R50_bs16_8ep.yaml": "keys_r50.json",
@@ -111,27 +109,16 @@ def test_window_size_reaches_the_model():
 
 
 def test_r50_parity_through_build_model():
-    from tests.parity_weights import deterministic_state_dict
+    from tests.parity_weights import check_r50_raw_outputs, deterministic_state_dict
 
     fixture = torch.load(os.path.join(PARITY_DIR, "r50_T3_96x128_seed2024.pt"), weights_only=True)
     model = _build(os.path.relpath(fixture["config"], "configs"))
     model.load_state_dict(deterministic_state_dict(model))
-    model.eval()
+    check_r50_raw_outputs(model.eval(), fixture)
     height, width = fixture["output_size"]
     video = {"image": [f.float() for f in fixture["video"]], "height": height, "width": width}
     with torch.no_grad():
-        outputs, _, _ = model.inference_raw([video], keep_aux=True)
         result = model([video])
-    pairs = {
-        "pred_logits": outputs["pred_logits"][0],
-        "pred_masks": outputs["pred_masks"][0],
-        "aux0_pred_logits": outputs["aux_outputs"][0]["pred_logits"][0],
-        "aux0_pred_masks": outputs["aux_outputs"][0]["pred_masks"][0],
-    }
-    for name, value in pairs.items():
-        assert value.shape == fixture[name].shape, name
-        diff = (value - fixture[name]).abs().max().item()
-        assert diff < OUTPUT_ATOL, f"{name}: max abs diff {diff}"
     # Final result: the same top-10 (score, label) set, masks at the requested size.
     assert result["image_size"] == (height, width)
     expected_labels = sorted(int(x) for x in fixture["labels"])

@@ -7,13 +7,11 @@ import pytest
 import torch
 
 from tests.conftest import DATA_DIR
-from tests.parity_weights import deterministic_state_dict
+from tests.parity_weights import check_r50_raw_outputs, deterministic_state_dict
 from video_mask2former.modeling.build import build_video_maskformer
 from video_mask2former.modeling.inference import video_inference, video_inference_reference
 
 PARITY_DIR = os.path.join(DATA_DIR, "parity")
-# Absolute tolerance of raw outputs against the official CPU fp32 run (README of the fixtures).
-OUTPUT_ATOL = 1e-3
 
 CONFIGS = {
     "R50": "keys_r50.json",
@@ -49,23 +47,7 @@ def fixture_r50():
 def test_r50_outputs_match_official(fixture_r50):
     model = build_video_maskformer("R50")
     model.load_state_dict(deterministic_state_dict(model))
-    model.eval()
-    height, width = fixture_r50["output_size"]
-    video = {"image": [f.float() for f in fixture_r50["video"]], "height": height, "width": width}
-    with torch.no_grad():
-        outputs, padded_size, sizes = model.inference_raw([video], keep_aux=True)
-    pairs = {
-        "pred_logits": outputs["pred_logits"][0],
-        "pred_masks": outputs["pred_masks"][0],
-        "aux0_pred_logits": outputs["aux_outputs"][0]["pred_logits"][0],
-        "aux0_pred_masks": outputs["aux_outputs"][0]["pred_masks"][0],
-    }
-    for name, value in pairs.items():
-        assert value.shape == fixture_r50[name].shape, name
-        diff = (value - fixture_r50[name]).abs().max().item()
-        assert diff < OUTPUT_ATOL, f"{name}: max abs diff {diff}"
-    assert len(outputs["aux_outputs"]) == 9
-    assert padded_size == (96, 128) and sizes[0] == (96, 128)
+    check_r50_raw_outputs(model.eval(), fixture_r50)
 
 
 @pytest.mark.parametrize("lean", [True, False])
