@@ -85,10 +85,19 @@ def test_training_run(trained, synthetic_root):
     assert "copypaste: AP" in log
 
 
-def test_eval_only(trained, synthetic_root, tmp_path):
+@pytest.mark.parametrize("window_size", ["0", "2"])  # whole video; windowed long-video mode
+def test_eval_only(trained, synthetic_root, tmp_path, window_size):
     output_dir, _ = trained
     weights = os.path.join(output_dir, "model_final.pth")
-    log = _run(synthetic_root, tmp_path, "--eval-only", "MODEL.WEIGHTS", weights)
+    log = _run(
+        synthetic_root,
+        tmp_path,
+        "--eval-only",
+        "MODEL.WEIGHTS",
+        weights,
+        "MODEL.MASK_FORMER.TEST.WINDOW_SIZE",
+        window_size,
+    )
     _check_results_json(
         os.path.join(tmp_path, "inference", "ytvis_synthetic_val", "results.json"), synthetic_root
     )
