@@ -3,9 +3,8 @@
 import torch
 from torch import nn
 
-from video_mask2former.modeling.criterion import VideoSetCriterion
+from video_mask2former.modeling.build import build_criterion
 from video_mask2former.modeling.head import MaskFormerHead
-from video_mask2former.modeling.matcher import VideoHungarianMatcher
 from video_mask2former.modeling.pixel_decoder import MSDeformAttnPixelDecoder
 from video_mask2former.modeling.transformer_decoder import VideoMultiScaleMaskedTransformerDecoder
 from video_mask2former.modeling.video_maskformer import VideoMaskFormer
@@ -64,18 +63,8 @@ def build_tiny_model(test_topk: int = 10, inference_chunk_size=2, seed: int = 0)
         dec_layers=DEC_LAYERS,
         mask_dim=HIDDEN,
     )
-    weight_dict = {"loss_ce": 2.0, "loss_mask": 5.0, "loss_dice": 5.0}
-    for i in range(DEC_LAYERS):
-        weight_dict.update({f"loss_ce_{i}": 2.0, f"loss_mask_{i}": 5.0, f"loss_dice_{i}": 5.0})
-    criterion = VideoSetCriterion(
-        num_classes=NUM_CLASSES,
-        matcher=VideoHungarianMatcher(cost_class=2.0, cost_mask=5.0, cost_dice=5.0, num_points=64),
-        weight_dict=weight_dict,
-        eos_coef=0.1,
-        losses=("labels", "masks"),
-        num_points=64,
-        oversample_ratio=3.0,
-        importance_sample_ratio=0.75,
+    criterion = build_criterion(
+        num_classes=NUM_CLASSES, num_aux_outputs=DEC_LAYERS, train_num_points=64
     )
     return VideoMaskFormer(
         backbone=backbone,

@@ -29,13 +29,13 @@ from detectron2.modeling import (
 from detectron2.utils.registry import Registry
 from torch import nn
 
+from ..modeling import build as core_build
 from ..modeling import head as core_head
 from ..modeling import pixel_decoder as core_pixel_decoder
 from ..modeling import transformer_decoder as core_transformer_decoder
 from ..modeling import video_maskformer as core_video_maskformer
 from ..modeling.backbone.swin import SwinTransformer
 from ..modeling.criterion import VideoSetCriterion
-from ..modeling.matcher import VideoHungarianMatcher
 
 __all__ = [
     "TRANSFORMER_DECODER_REGISTRY",
@@ -84,24 +84,14 @@ def build_criterion(cfg, num_classes: int) -> VideoSetCriterion:
     outputs (suffix ``_i``); losses missing from ``weight_dict`` are dropped by the model.
     """
     mf = cfg.MODEL.MASK_FORMER
-    weights = {"loss_ce": mf.CLASS_WEIGHT, "loss_mask": mf.MASK_WEIGHT, "loss_dice": mf.DICE_WEIGHT}
-    weight_dict = dict(weights)
-    if mf.DEEP_SUPERVISION:
-        for i in range(mf.DEC_LAYERS - 1):
-            weight_dict.update({f"{name}_{i}": w for name, w in weights.items()})
-    matcher = VideoHungarianMatcher(
-        cost_class=mf.CLASS_WEIGHT,
-        cost_mask=mf.MASK_WEIGHT,
-        cost_dice=mf.DICE_WEIGHT,
-        num_points=mf.TRAIN_NUM_POINTS,
-    )
-    return VideoSetCriterion(
+    return core_build.build_criterion(
         num_classes=num_classes,
-        matcher=matcher,
-        weight_dict=weight_dict,
-        eos_coef=mf.NO_OBJECT_WEIGHT,
-        losses=("labels", "masks"),
-        num_points=mf.TRAIN_NUM_POINTS,
+        class_weight=mf.CLASS_WEIGHT,
+        mask_weight=mf.MASK_WEIGHT,
+        dice_weight=mf.DICE_WEIGHT,
+        no_object_weight=mf.NO_OBJECT_WEIGHT,
+        num_aux_outputs=mf.DEC_LAYERS - 1 if mf.DEEP_SUPERVISION else 0,
+        train_num_points=mf.TRAIN_NUM_POINTS,
         oversample_ratio=mf.OVERSAMPLE_RATIO,
         importance_sample_ratio=mf.IMPORTANCE_SAMPLE_RATIO,
     )

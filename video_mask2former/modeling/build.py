@@ -81,6 +81,53 @@ def build_backbone(
     raise ValueError(f"build_backbone: unknown backbone {backbone!r}; expected one of {BACKBONES}")
 
 
+def build_criterion(
+    *,
+    num_classes: int,
+    class_weight: float = 2.0,
+    mask_weight: float = 5.0,
+    dice_weight: float = 5.0,
+    no_object_weight: float = 0.1,
+    num_aux_outputs: int = 9,
+    train_num_points: int = 12544,
+    oversample_ratio: float = 3.0,
+    importance_sample_ratio: float = 0.75,
+) -> VideoSetCriterion:
+    """The Hungarian matcher and set criterion of Mask2Former (the loss weights are also the
+    matching costs, as in the official code).
+
+    Args:
+        num_classes (int): K.
+        class_weight, mask_weight, dice_weight (float): weights of the class, mask sigmoid-CE
+            and dice losses.
+        no_object_weight (float): class weight of "no object".
+        num_aux_outputs (int): deep-supervision outputs whose losses (suffix ``_i``) get the same
+            weights (DEC_LAYERS - 1 with deep supervision, else 0).
+        train_num_points, oversample_ratio, importance_sample_ratio: point sampling of the
+            mask losses.
+    """
+    weights = {"loss_ce": class_weight, "loss_mask": mask_weight, "loss_dice": dice_weight}
+    weight_dict = dict(weights)
+    for i in range(num_aux_outputs):
+        weight_dict.update({f"{name}_{i}": w for name, w in weights.items()})
+    matcher = VideoHungarianMatcher(
+        cost_class=class_weight,
+        cost_mask=mask_weight,
+        cost_dice=dice_weight,
+        num_points=train_num_points,
+    )
+    return VideoSetCriterion(
+        num_classes=num_classes,
+        matcher=matcher,
+        weight_dict=weight_dict,
+        eos_coef=no_object_weight,
+        losses=("labels", "masks"),
+        num_points=train_num_points,
+        oversample_ratio=oversample_ratio,
+        importance_sample_ratio=importance_sample_ratio,
+    )
+
+
 def build_video_maskformer(
     backbone: str = "R50",
     *,
@@ -181,23 +228,14 @@ def build_video_maskformer(
     )
     head = MaskFormerHead(pixel_decoder=pixel_decoder, predictor=predictor, num_classes=num_classes)
 
-    weight_dict = {"loss_ce": class_weight, "loss_mask": mask_weight, "loss_dice": dice_weight}
-    if deep_supervision:
-        for i in range(dec_layers - 1):
-            weight_dict.update({f"{name}_{i}": w for name, w in list(weight_dict.items())[:3]})
-    matcher = VideoHungarianMatcher(
-        cost_class=class_weight,
-        cost_mask=mask_weight,
-        cost_dice=dice_weight,
-        num_points=train_num_points,
-    )
-    criterion = VideoSetCriterion(
+    criterion = build_criterion(
         num_classes=num_classes,
-        matcher=matcher,
-        weight_dict=weight_dict,
-        eos_coef=no_object_weight,
-        losses=("labels", "masks"),
-        num_points=train_num_points,
+        class_weight=class_weight,
+        mask_weight=mask_weight,
+        dice_weight=dice_weight,
+        no_object_weight=no_object_weight,
+        num_aux_outputs=dec_layers - 1 if deep_supervision else 0,
+        train_num_points=train_num_points,
         oversample_ratio=oversample_ratio,
         importance_sample_ratio=importance_sample_ratio,
     )
