@@ -189,3 +189,27 @@ def test_frames_are_streamed_one_window_at_a_time():
 def test_iter_windows_rejects_non_positive_size():
     with pytest.raises(ValueError, match="window_size must be >= 1"):
         list(iter_windows(range(3), 0))
+
+
+def test_maps_without_positive_logits_are_empty_without_resizing(monkeypatch):
+    """Maps whose low-resolution logits are all <= 0 skip the resize and come out empty."""
+    import video_mask2former.modeling.windowed_inference as windowed
+
+    resized = []
+    original = windowed.resize_mask_logits
+
+    def counting(maps, *args):
+        resized.append(maps.shape[0])
+        return original(maps, *args)
+
+    monkeypatch.setattr(windowed, "resize_mask_logits", counting)
+    embeds = torch.eye(NUM_QUERIES, 8)
+    masks = _masks(NUM_QUERIES, 2, {0: 0, 3: 2})  # queries 0 and 3 have foreground
+    masks[3, 1] = -1e-3  # ... query 3 only in its first frame
+    tracks = TrackAccumulator(output_size=(16, 16))
+    tracks.add(_window(embeds, [0, -1, -1, 1, -1], masks))
+    assert sum(resized) == 3  # (0, 0), (0, 1), (3, 0); the 7 others were not resized
+    result = tracks.result(topk=NUM_QUERIES * NUM_CLASSES)
+    areas = {t: m.areas() for t, m in zip(result["pred_track_ids"], result["pred_masks"])}
+    assert areas[0][0] > 0 and areas[0][1] > 0 and areas[3][0] > 0 and areas[3][1] == 0
+    assert all(areas[t] == [0, 0] for t in (1, 2, 4))

@@ -43,7 +43,7 @@ from torch.nn import functional as F
 from ..structures import RLEVideoMask, encode_masks
 from .inference import DEFAULT_TOPK, MASK_LOGIT_THRESHOLD, resize_mask_logits, topk_pairs
 
-# Mask maps (query x frame) resized at a time: bounds the float buffers of the resizing
+# Mask maps (one query in one frame) resized at a time: bounds the float buffers of the resizing
 # (128 maps of 360x640 float32 are 118 MB).
 DEFAULT_MAPS_PER_CHUNK = 128
 
@@ -103,6 +103,8 @@ class TrackAccumulator:
         self._prob_sum_active: Optional[torch.Tensor] = None  # (Q, K)
         self._active_windows: Optional[torch.Tensor] = None  # (Q,)
         self._rles: List[List[Dict]] = []  # per track, one RLE per frame so far
+        # The RLE of an empty mask, shared by every empty frame of every track.
+        self._empty_rle = encode_masks(torch.zeros((1, *self.output_size), dtype=torch.bool))[0]
 
     def add(self, window: WindowOutput) -> torch.Tensor:
         """Append one window.
@@ -143,24 +145,24 @@ class TrackAccumulator:
         """
         masks = window.pred_masks[order]  # (Q, W, h, w)
         num_queries, num_frames = masks.shape[:2]
-        frames_per_chunk = max(1, min(num_frames, self.maps_per_chunk))
-        queries_per_chunk = max(1, self.maps_per_chunk // frames_per_chunk)
+        # Bilinear resizing is a convex combination of the low-resolution logits, so a map whose
+        # logits are all <= the threshold is empty at any size: it is not resized (exact).
+        candidates = masks.flatten(2).amax(dim=2) > MASK_LOGIT_THRESHOLD  # (Q, W)
+        flat_indices = candidates.flatten().nonzero()[:, 0]  # q * W + f of the maps to resize
+        maps = masks.flatten(0, 1)  # (Q*W, h, w)
+        window_rles = [[self._empty_rle] * num_frames for _ in range(num_queries)]
         active = torch.zeros(num_queries, dtype=torch.bool)
-        window_rles = [[] for _ in range(num_queries)]
-        for f0 in range(0, num_frames, frames_per_chunk):
-            for q0 in range(0, num_queries, queries_per_chunk):
-                logits = resize_mask_logits(
-                    masks[q0 : q0 + queries_per_chunk, f0 : f0 + frames_per_chunk],
-                    window.padded_size,
-                    window.image_size,
-                    self.output_size,
-                )  # (q, f, H, W)
-                binary = logits > MASK_LOGIT_THRESHOLD
-                active[q0 : q0 + binary.shape[0]] |= binary.flatten(1).any(dim=1).cpu()
-                rles = encode_masks(binary.flatten(0, 1))  # q*f RLEs, query-major
-                for i in range(binary.shape[0]):
-                    chunk = rles[i * binary.shape[1] : (i + 1) * binary.shape[1]]
-                    window_rles[q0 + i].extend(chunk)
+        for start in range(0, len(flat_indices), self.maps_per_chunk):
+            indices = flat_indices[start : start + self.maps_per_chunk]
+            logits = resize_mask_logits(
+                maps[indices][:, None], window.padded_size, window.image_size, self.output_size
+            )  # (n, 1, H, W)
+            binary = logits[:, 0] > MASK_LOGIT_THRESHOLD
+            foreground = binary.flatten(1).any(dim=1).tolist()
+            for flat, rle, has_pixels in zip(indices.tolist(), encode_masks(binary), foreground):
+                query, frame = divmod(flat, num_frames)
+                window_rles[query][frame] = rle
+                active[query] |= has_pixels
         for track, rles in zip(self._rles, window_rles):
             track.extend(rles)
         return active
