@@ -119,3 +119,14 @@ def test_windowed_rle_masks_encode_like_dense_masks():
     compact = RLEVideoMask(encode_masks(dense))
     assert encode_mask_frames(compact) == encode_mask_frames(dense)
     assert encode_mask_frames(dense.numpy().astype(np.uint8)) == encode_mask_frames(dense)
+
+
+def test_written_files_get_a_normal_mode(tmp_path):
+    import stat
+
+    from video_mask2former.evaluation import write_results_json
+
+    path = write_results_json([], str(tmp_path / "results.json"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask  # not mkstemp's 0600

@@ -134,6 +134,16 @@ def video_predictions_to_results(
 # ---------------------------------------------------------------------------------------------
 
 
+# Mode of a file created with open(): rw for everyone, minus the process umask.
+_DEFAULT_FILE_MODE = 0o666
+
+
+def _current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def _atomic_write(path: str, write: Callable[[str], None]) -> None:
     """Let ``write(tmp_path)`` fill a temporary file next to ``path``, then rename it to ``path``.
 
@@ -145,6 +155,8 @@ def _atomic_write(path: str, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp_path)
+        # mkstemp creates the file readable by its owner only; give it a normal file's mode.
+        os.chmod(tmp_path, _DEFAULT_FILE_MODE & ~_current_umask())
         os.replace(tmp_path, path)
     except BaseException:
         if os.path.exists(tmp_path):
