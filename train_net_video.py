@@ -19,15 +19,14 @@ import weakref
 
 import detectron2.utils.comm as comm
 import torch
-from detectron2.config import get_cfg
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
-from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from detectron2.evaluation import verify_results
+from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from detectron2.utils.logger import setup_logger
 
-from video_mask2former import add_maskformer2_config, add_maskformer2_video_config
 from video_mask2former.d2.checkpoint import VideoCheckpointer, check_weights_file
+from video_mask2former.d2.config import get_video_cfg
 from video_mask2former.d2.datasets import get_video_dataset_dicts
 from video_mask2former.d2.evaluator import YTVISEvaluator
 from video_mask2former.d2.mapper import YTVISDatasetMapper
@@ -103,11 +102,7 @@ class Trainer(DefaultTrainer):
 
 def setup(args):
     """The frozen config of ``args``, with detectron2's default logging / output setup."""
-    cfg = get_cfg()
-    add_maskformer2_config(cfg)
-    add_maskformer2_video_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
+    cfg = get_video_cfg(args.config_file, args.opts)
     if cfg.SOLVER.AMP.ENABLED and torch.device(cfg.MODEL.DEVICE).type != "cuda":
         # detectron2's AMPTrainer (GradScaler, CUDA autocast) only works on CUDA.
         cfg.SOLVER.AMP.ENABLED = False

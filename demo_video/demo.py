@@ -24,13 +24,12 @@ from tqdm import tqdm
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(_HERE), _HERE]
 
-from detectron2.config import get_cfg  # noqa: E402
 from detectron2.utils.logger import setup_logger  # noqa: E402
 from predictor import VideoPredictor  # noqa: E402
 from video_io import FrameWriter  # noqa: E402
 from visualizer import VideoVisualizer  # noqa: E402
 
-from video_mask2former import add_maskformer2_config, add_maskformer2_video_config  # noqa: E402
+from video_mask2former.d2.config import get_video_cfg  # noqa: E402
 from video_mask2former.data.frames import FrameSource  # noqa: E402
 from video_mask2former.evaluation import video_predictions_to_results, write_results_json  # noqa
 
@@ -93,11 +92,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def setup_cfg(args):
-    cfg = get_cfg()
-    add_maskformer2_config(cfg)
-    add_maskformer2_video_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
+    cfg = get_video_cfg(args.config_file, args.opts)
     if args.window_size is not None:
         if args.window_size < 0:
             raise ValueError(f"--window-size must be >= 0, got {args.window_size}")

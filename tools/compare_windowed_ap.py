@@ -18,11 +18,10 @@ import tempfile
 import time
 
 import torch
-from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 
-from video_mask2former import add_maskformer2_config, add_maskformer2_video_config
 from video_mask2former.checkpoint import load_checkpoint
+from video_mask2former.d2.config import get_video_cfg
 from video_mask2former.d2.mapper import YTVISDatasetMapper
 from video_mask2former.data.builtin_meta import metadata_for
 from video_mask2former.data.synthetic import write_synthetic_ytvis
@@ -48,10 +47,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def build(args):
-    cfg = get_cfg()
-    add_maskformer2_config(cfg)
-    add_maskformer2_video_config(cfg)
-    cfg.merge_from_file(args.config_file)
+    cfg = get_video_cfg(args.config_file)
     cfg.MODEL.DEVICE = args.device
     cfg.freeze()
     model = build_model(cfg).eval()

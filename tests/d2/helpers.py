@@ -11,15 +11,8 @@ SMOKE_CONFIG = os.path.join(
 
 def video_cfg(config_file=None, opts=()):
     """detectron2 config with this project's keys, merged with ``config_file`` and ``opts``."""
-    from detectron2.config import get_cfg
+    from video_mask2former.d2.config import get_video_cfg
 
-    from video_mask2former import add_maskformer2_config, add_maskformer2_video_config
-
-    cfg = get_cfg()
-    add_maskformer2_config(cfg)
-    add_maskformer2_video_config(cfg)
-    if config_file is not None:
-        cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
+    cfg = get_video_cfg(config_file, opts)
     cfg.MODEL.DEVICE = "cpu"
     return cfg
