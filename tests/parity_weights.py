@@ -91,7 +91,7 @@ def check_r50_raw_outputs(model: nn.Module, fixture: Dict[str, torch.Tensor]) ->
     diffs = {}
     for name, value in pairs.items():
         assert value.shape == fixture[name].shape, name
-        diffs[name] = (value - fixture[name]).abs().max().item()
+        diffs[name] = (value.cpu() - fixture[name]).abs().max().item()
         assert diffs[name] < OUTPUT_ATOL, f"{name}: max abs diff {diffs[name]}"
     assert len(outputs["aux_outputs"]) == 9
     return diffs

@@ -1,14 +1,26 @@
 #!/usr/bin/env python
 """Time multi-scale deformable attention at the pixel-decoder shapes of the paper's setting.
 
-Shapes: 4 frames of 360x640 padded to 384x640 (two 2-frame clips), levels 1/8, 1/16, 1/32
-(48x80, 24x40, 12x20), 8 heads x 32 channels, 4 points, every pixel of the three levels a query
-(Lq = S = 5040). Sampling locations are each query's own position plus offsets of a few pixels,
-like a trained pixel decoder's.
+Shapes (``--shapes``), levels 1/8, 1/16, 1/32 of 384x640 (48x80, 24x40, 12x20; 360x640 frames
+padded), 8 heads x 32 channels, 4 points, every pixel of the three levels a query (Lq = S = 5040):
 
-For every implementation available on each device and each dtype it prints the time of the
-forward pass and of forward + backward, the speed-up over the pure-PyTorch path measured in the
-same run, the achieved bandwidth and, on CUDA, the peak memory allocated during the call.
+- ``paper``: N = 4 frames (two 2-frame training clips, the paper's per-GPU batch);
+- ``video36``: N = 36 frames (whole-video inference of a typical 36-frame YouTube-VIS video).
+
+Sampling locations are each query's own position plus offsets of a few pixels, like a trained
+pixel decoder's.
+
+Implementations, each where it can run: ``pytorch`` (the pure-PyTorch path, the speed-up's
+baseline), ``cpu`` / ``cuda`` (this project's kernels; on CUDA the vectorised layout, 16-byte
+loads of 4 float32 or 8 float16/bfloat16 channels per thread), ``cuda-scalar`` (this project's
+CUDA kernels forced to one thread per channel, the original kernel's layout), and ``original``
+(the Deformable-DETR CUDA kernel that the official Mask2Former ships, float32 only, when
+``--original-ops DIR`` holds its built ``MultiScaleDeformableAttention`` module).
+
+For each it prints the time of the forward pass and of forward + backward (CUDA: median of
+``--iters`` calls timed with CUDA events after a warm-up), the speed-up over the PyTorch path and
+over the original kernel, both measured in the same run, the achieved bandwidth and, on CUDA, its
+fraction of the device-to-device copy bandwidth measured at the start of the run.
 
 Bandwidth counts compulsory traffic only: every input and output tensor read or written once
 (forward: value, locations, weights, output; forward + backward adds grad_output read and
@@ -18,21 +30,28 @@ is a lower bound on the traffic and an upper bound on how far the kernel is from
 Example::
 
     python tools/benchmark_ms_deform_attn.py --device cpu --dtype float32 --iters 5
+    python tools/benchmark_ms_deform_attn.py --device cuda --shapes paper video36 \\
+        --original-ops /tmp/official_ops --json ms_deform_attn.json
 """
 
 import argparse
+import json
+import statistics
+import sys
 import time
 
 import torch
 
 import mask2former_ops
-from mask2former_ops.functional import available_implementations, ms_deform_attn
+from mask2former_ops.functional import _C, available_implementations, ms_deform_attn
 from mask2former_ops.reference import compute_dtype_for
 
 LEVEL_SHAPES = ((48, 80), (24, 40), (12, 20))  # 1/8, 1/16, 1/32 of 384x640
-BATCH = 4  # two 2-frame clips
+SHAPE_SETS = {"paper": 4, "video36": 36}  # batch N of each shape set
 HEADS, CHANNELS, POINTS = 8, 32, 4
 OFFSET_STD_PIXELS = 2.0  # spread of the sampling offsets around each query, in pixels
+ORIGINAL_IM2COL_STEP = 128  # the official MSDeformAttn module's im2col_step
+COPY_BYTES = 2**30  # buffer of the device-to-device copy that measures memory bandwidth
 DTYPES = {
     "float32": torch.float32,
     "float16": torch.float16,
@@ -41,7 +60,7 @@ DTYPES = {
 }
 
 
-def make_inputs(device, dtype, seed=0):
+def make_inputs(device, dtype, batch=SHAPE_SETS["paper"], seed=0):
     """Benchmark inputs.
 
     Returns:
@@ -63,12 +82,12 @@ def make_inputs(device, dtype, seed=0):
         centres.append(torch.stack([xs.flatten(), ys.flatten()], -1))
     reference = torch.cat(centres)  # (Lq, 2)
     normaliser = shapes.flip(-1).float()  # (L, 2) as (W, H)
-    shape = (BATCH, num_values, HEADS, num_levels, POINTS, 2)
+    shape = (batch, num_values, HEADS, num_levels, POINTS, 2)
     offsets = torch.randn(shape, generator=gen) * OFFSET_STD_PIXELS
     locations = reference[None, :, None, None, None, :] + offsets / normaliser[:, None, :]
     weights = torch.rand(shape[:-1], generator=gen)
     weights = weights / weights.sum((-1, -2), keepdim=True)
-    value = torch.randn(BATCH, num_values, HEADS, CHANNELS, generator=gen)
+    value = torch.randn(batch, num_values, HEADS, CHANNELS, generator=gen)
     compute = compute_dtype_for(dtype)
     return (
         value.to(device=device, dtype=dtype),
@@ -89,39 +108,108 @@ def compulsory_bytes(inputs, backward):
     return (tensors + output_bytes) + (tensors + output_bytes) + tensors
 
 
-def synchronize(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+class _KernelFunction(torch.autograd.Function):
+    """Autograd over a pair of forward / backward kernels called directly (for the variants that
+    are not an ``implementation`` of :func:`ms_deform_attn`)."""
+
+    @staticmethod
+    def forward(ctx, kernels, value, shapes, starts, locations, weights):
+        forward_kernel, backward_kernel = kernels
+        ctx.backward_kernel = backward_kernel
+        ctx.save_for_backward(value, shapes, starts, locations, weights)
+        return forward_kernel(value, shapes, starts, locations, weights)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        value, shapes, starts, locations, weights = ctx.saved_tensors
+        grads = ctx.backward_kernel(
+            value, shapes, starts, locations, weights, grad_output.contiguous()
+        )
+        return None, grads[0], None, None, grads[1], grads[2]
+
+
+def scalar_cuda_kernels():
+    """This project's CUDA kernels with one thread per channel."""
+    return (
+        lambda *inputs: _C.ms_deform_attn_forward(*inputs, channels_per_thread=1),
+        lambda *inputs: _C.ms_deform_attn_backward(*inputs, channels_per_thread=1),
+    )
+
+
+def original_kernels(ops_dir):
+    """The official (Deformable-DETR) kernels from the built ``MultiScaleDeformableAttention``
+    module in ``ops_dir``, or None when it is absent."""
+    if ops_dir is None:
+        return None
+    sys.path.insert(0, ops_dir)
+    try:
+        import MultiScaleDeformableAttention as original
+    except ImportError as error:
+        print(f"original kernel not available ({error})", file=sys.stderr)
+        return None
+    finally:
+        sys.path.remove(ops_dir)
+    return (
+        lambda *inputs: original.ms_deform_attn_forward(*inputs, ORIGINAL_IM2COL_STEP),
+        lambda *inputs: original.ms_deform_attn_backward(*inputs, ORIGINAL_IM2COL_STEP),
+    )
 
 
 def time_call(fn, device, iters, warmup):
     """Median seconds per call, and peak CUDA memory allocated during the calls (or None)."""
     for _ in range(warmup):
         fn()
-    synchronize(device)
-    peak = None
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        start_memory = torch.cuda.memory_allocated(device)
-    times = []
-    for _ in range(iters):
-        synchronize(device)
-        start = time.perf_counter()
+    if device.type != "cuda":
+        times = []
+        for _ in range(iters):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times), None
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    start_memory = torch.cuda.memory_allocated(device)
+    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))]
+    events += [
+        (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+        for _ in range(iters - 1)
+    ]
+    for begin, end in events:
+        begin.record()
         fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(device) - start_memory
-    return sorted(times)[len(times) // 2], peak
+        end.record()
+    torch.cuda.synchronize(device)
+    peak = torch.cuda.max_memory_allocated(device) - start_memory
+    return statistics.median(b.elapsed_time(e) for b, e in events) / 1e3, peak
 
 
-def run_case(device, dtype, impl, iters, warmup):
-    inputs = make_inputs(device, dtype)
+def copy_bandwidth(device, iters=20):
+    """Device-to-device copy bandwidth in bytes/s (bytes read + bytes written), median."""
+    source = torch.empty(COPY_BYTES // 4, device=device).uniform_()
+    target = torch.empty_like(source)
+    seconds, _ = time_call(lambda: target.copy_(source), device, iters, warmup=3)
+    return 2 * source.nbytes / seconds
+
+
+def run_case(device, dtype, impl, kernels, batch, iters, warmup):
+    """Forward and forward + backward of one implementation.
+
+    Args:
+        impl: an ``implementation`` of :func:`ms_deform_attn`, or a name for ``kernels``.
+        kernels: (forward, backward) callables for the variants run through
+            :class:`_KernelFunction`, else None.
+    """
+    inputs = make_inputs(device, dtype, batch)
     value, shapes, starts, locations, weights = inputs
+
+    def op(value_, locations_, weights_):
+        if kernels is not None:
+            return _KernelFunction.apply(kernels, value_, shapes, starts, locations_, weights_)
+        return ms_deform_attn(value_, shapes, starts, locations_, weights_, implementation=impl)
 
     def forward():
         with torch.no_grad():
-            ms_deform_attn(value, shapes, starts, locations, weights, implementation=impl)
+            op(value, locations, weights)
 
     leaves = [t.detach().requires_grad_() for t in (value, locations, weights)]
     grad_output = torch.randn(
@@ -129,8 +217,7 @@ def run_case(device, dtype, impl, iters, warmup):
     )
 
     def forward_backward():
-        value_, locations_, weights_ = leaves
-        output = ms_deform_attn(value_, shapes, starts, locations_, weights_, implementation=impl)
+        output = op(*leaves)
         torch.autograd.grad(output, leaves, grad_output)
 
     results = {}
@@ -138,6 +225,17 @@ def run_case(device, dtype, impl, iters, warmup):
         seconds, peak = time_call(fn, device, iters, warmup)
         results[name] = (seconds, peak, compulsory_bytes(inputs, backward))
     return results
+
+
+def implementations(device, dtype_name, original):
+    """(name, implementation, kernels) of every variant that runs on ``device`` / dtype."""
+    found = [(name, name, None) for name in available_implementations(device)]
+    found.sort(key=lambda item: item[0] != "pytorch")  # pytorch first: the speed-up's baseline
+    if device.type == "cuda" and "cuda" in available_implementations(device):
+        found.append(("cuda-scalar", "cuda", scalar_cuda_kernels()))
+        if original is not None and dtype_name in ("float32", "float64"):
+            found.append(("original", "cuda", original))
+    return found
 
 
 def main():
@@ -157,45 +255,121 @@ def main():
         choices=sorted(DTYPES),
         help="value dtypes (default: float32 on cpu; float32 float16 bfloat16 on cuda)",
     )
+    parser.add_argument(
+        "--shapes",
+        type=str,
+        nargs="+",
+        default=["paper"],
+        choices=sorted(SHAPE_SETS),
+        help="shape sets (batch N): paper = 4 frames, video36 = 36 frames",
+    )
     parser.add_argument("--iters", type=int, default=10, help="timed calls per case (median kept)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls before timing")
+    parser.add_argument(
+        "--original-ops",
+        type=str,
+        default=None,
+        help="folder holding the official code's built MultiScaleDeformableAttention module",
+    )
+    parser.add_argument("--json", type=str, default=None, help="also write the rows here")
     args = parser.parse_args()
 
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
+    original = original_kernels(args.original_ops) if "cuda" in devices else None
     num_queries = sum(h * w for h, w in LEVEL_SHAPES)
     print(
         f"mask2former_ops: compiled={mask2former_ops.is_compiled()} "
         f"cuda_kernels_built={mask2former_ops.cuda_kernels_built()} torch={torch.__version__} "
-        f"cpu_threads={torch.get_num_threads()}"
+        f"cpu_threads={torch.get_num_threads()} original_kernel={original is not None}"
     )
+    bandwidth = {}
+    for device_name in devices:
+        if device_name == "cuda":
+            bandwidth["cuda"] = copy_bandwidth(torch.device("cuda"))
+            print(
+                f"cuda: {torch.cuda.get_device_name()} copy bandwidth "
+                f"{bandwidth['cuda'] / 1e9:.0f} GB/s (read + write, {COPY_BYTES >> 20} MiB)"
+            )
     print(
-        f"shapes: N={BATCH} S=Lq={num_queries} levels={list(LEVEL_SHAPES)} M={HEADS} D={CHANNELS} "
+        f"shapes: S=Lq={num_queries} levels={list(LEVEL_SHAPES)} M={HEADS} D={CHANNELS} "
         f"P={POINTS}; iters={args.iters} (median)"
     )
     header = (
-        f"{'device':6} {'dtype':9} {'impl':8} {'pass':8} {'ms':>9} {'speed-up':>9} {'GB/s':>7} "
-        f"{'peak MiB':>9}"
+        f"{'device':6} {'shapes':8} {'dtype':9} {'impl':11} {'pass':8} {'ms':>9} "
+        f"{'vs torch':>9} {'vs orig':>8} {'GB/s':>7} {'% copy':>7} {'peak MiB':>9}"
     )
     print(header)
     print("-" * len(header))
+    rows = []
     for device_name in devices:
         device = torch.device(device_name)
         default_dtypes = ["float32"] if device.type == "cpu" else ["float32", "float16", "bfloat16"]
-        dtypes = args.dtype or default_dtypes
-        impls = sorted(available_implementations(device), key=lambda name: name != "pytorch")
-        for dtype_name in dtypes:
-            baseline = {}
-            for impl in impls:  # pytorch first: the baseline of the speed-up
-                results = run_case(device, DTYPES[dtype_name], impl, args.iters, args.warmup)
-                for name, (seconds, peak, nbytes) in results.items():
-                    baseline.setdefault(name, seconds)
-                    peak_text = f"{peak / 2**20:9.1f}" if peak is not None else f"{'-':>9}"
-                    speed_up = baseline[name] / seconds
-                    print(
-                        f"{device_name:6} {dtype_name:9} {impl:8} {name:8} {seconds * 1e3:9.2f} "
-                        f"{speed_up:8.2f}x {nbytes / seconds / 1e9:7.2f} {peak_text}"
+        for shape_set in args.shapes:
+            batch = SHAPE_SETS[shape_set]
+            for dtype_name in args.dtype or default_dtypes:
+                baseline, original_times = {}, {}
+                found = implementations(device, dtype_name, original)
+                measured = []
+                for name, impl, kernels in found:
+                    results = run_case(
+                        device, DTYPES[dtype_name], impl, kernels, batch, args.iters, args.warmup
                     )
+                    measured.append((name, results))
+                    if name == "original":
+                        original_times = {k: v[0] for k, v in results.items()}
+                for name, results in measured:
+                    for pass_name, (seconds, peak, nbytes) in results.items():
+                        baseline.setdefault(pass_name, seconds)
+                        row = {
+                            "device": device_name,
+                            "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
+                            "shapes": shape_set,
+                            "batch": batch,
+                            "dtype": dtype_name,
+                            "impl": name,
+                            "pass": pass_name,
+                            "ms": seconds * 1e3,
+                            "speedup_vs_pytorch": baseline[pass_name] / seconds,
+                            "speedup_vs_original": (
+                                original_times[pass_name] / seconds if original_times else None
+                            ),
+                            "gb_per_s": nbytes / seconds / 1e9,
+                            "fraction_of_copy_bandwidth": (
+                                nbytes / seconds / bandwidth[device_name]
+                                if device_name in bandwidth
+                                else None
+                            ),
+                            "peak_mib": peak / 2**20 if peak is not None else None,
+                        }
+                        rows.append(row)
+                        print(format_row(row))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(
+                {
+                    "copy_bandwidth_gb_per_s": {k: v / 1e9 for k, v in bandwidth.items()},
+                    "torch": torch.__version__,
+                    "rows": rows,
+                },
+                f,
+                indent=1,
+            )
+
+
+def format_row(row):
+    """One printed line of a result row ('-' where a figure does not apply)."""
+
+    def opt(value, fmt, width, suffix=""):
+        return format(value, fmt) + suffix if value is not None else f"{'-':>{width + len(suffix)}}"
+
+    fraction = row["fraction_of_copy_bandwidth"]
+    return (
+        f"{row['device']:6} {row['shapes']:8} {row['dtype']:9} {row['impl']:11} {row['pass']:8} "
+        f"{row['ms']:9.3f} {row['speedup_vs_pytorch']:8.2f}x "
+        f"{opt(row['speedup_vs_original'], '7.2f', 7, 'x')} {row['gb_per_s']:7.1f} "
+        f"{opt(fraction and 100 * fraction, '6.1f', 6, '%')} {opt(row['peak_mib'], '9.1f', 9)}"
+    )
 
 
 if __name__ == "__main__":

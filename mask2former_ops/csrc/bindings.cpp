@@ -56,12 +56,14 @@ namespace {
 
 at::Tensor forward(const at::Tensor& value, const at::Tensor& spatial_shapes,
                    const at::Tensor& level_start_index, const at::Tensor& sampling_locations,
-                   const at::Tensor& attention_weights) {
+                   const at::Tensor& attention_weights, int64_t channels_per_thread) {
+  TORCH_CHECK(channels_per_thread >= 0, "ms_deform_attn: channels_per_thread must be >= 0");
   check_inputs(value, spatial_shapes, level_start_index, sampling_locations, attention_weights);
   if (value.is_cuda()) {
 #ifdef WITH_CUDA
     return ms_deform_attn_forward_cuda(value, spatial_shapes, level_start_index,
-                                       sampling_locations, attention_weights);
+                                       sampling_locations, attention_weights,
+                                       channels_per_thread);
 #else
     TORCH_CHECK(false, "mask2former_ops._C was built without CUDA kernels");
 #endif
@@ -75,7 +77,8 @@ std::vector<at::Tensor> backward(const at::Tensor& value, const at::Tensor& spat
                                  const at::Tensor& level_start_index,
                                  const at::Tensor& sampling_locations,
                                  const at::Tensor& attention_weights,
-                                 const at::Tensor& grad_output) {
+                                 const at::Tensor& grad_output, int64_t channels_per_thread) {
+  TORCH_CHECK(channels_per_thread >= 0, "ms_deform_attn: channels_per_thread must be >= 0");
   check_inputs(value, spatial_shapes, level_start_index, sampling_locations, attention_weights);
   const int64_t n = value.size(0), lq = sampling_locations.size(1);
   const int64_t channels = value.size(2) * value.size(3);
@@ -90,7 +93,8 @@ std::vector<at::Tensor> backward(const at::Tensor& value, const at::Tensor& spat
   if (value.is_cuda()) {
 #ifdef WITH_CUDA
     return ms_deform_attn_backward_cuda(value, spatial_shapes, level_start_index,
-                                        sampling_locations, attention_weights, grad);
+                                        sampling_locations, attention_weights, grad,
+                                        channels_per_thread);
 #else
     TORCH_CHECK(false, "mask2former_ops._C was built without CUDA kernels");
 #endif
@@ -113,11 +117,20 @@ bool with_cuda() {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "Multi-scale deformable attention kernels (CPU, and CUDA when built with it).";
+  namespace py = pybind11;
+  // channels_per_thread (CUDA kernels only; the CPU kernels ignore it): 0 = the widest vector the
+  // inputs allow, 1 = one thread per channel.
   m.def("ms_deform_attn_forward", &mask2former_ops::forward,
         "forward(value, spatial_shapes, level_start_index, sampling_locations, "
-        "attention_weights) -> (N, Lq, M*D)");
+        "attention_weights, channels_per_thread=0) -> (N, Lq, M*D)",
+        py::arg("value"), py::arg("spatial_shapes"), py::arg("level_start_index"),
+        py::arg("sampling_locations"), py::arg("attention_weights"),
+        py::arg("channels_per_thread") = 0);
   m.def("ms_deform_attn_backward", &mask2former_ops::backward,
-        "backward(..., grad_output) -> [grad_value, grad_sampling_locations, "
-        "grad_attention_weights]");
+        "backward(..., grad_output, channels_per_thread=0) -> [grad_value, "
+        "grad_sampling_locations, grad_attention_weights]",
+        py::arg("value"), py::arg("spatial_shapes"), py::arg("level_start_index"),
+        py::arg("sampling_locations"), py::arg("attention_weights"), py::arg("grad_output"),
+        py::arg("channels_per_thread") = 0);
   m.def("with_cuda", &mask2former_ops::with_cuda, "Whether the CUDA kernels were compiled.");
 }

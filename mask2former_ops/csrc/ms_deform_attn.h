@@ -35,15 +35,18 @@ std::vector<at::Tensor> ms_deform_attn_backward_cpu(
     const at::Tensor& grad_output);
 
 #ifdef WITH_CUDA
+// `channels_per_thread`: 0 picks the widest the inputs allow (16-byte vectors of channels when
+// D divides and the tensors are aligned); 1 forces one thread per channel (for benchmarks).
 at::Tensor ms_deform_attn_forward_cuda(const at::Tensor& value, const at::Tensor& spatial_shapes,
                                        const at::Tensor& level_start_index,
                                        const at::Tensor& sampling_locations,
-                                       const at::Tensor& attention_weights);
+                                       const at::Tensor& attention_weights,
+                                       int64_t channels_per_thread);
 
 std::vector<at::Tensor> ms_deform_attn_backward_cuda(
     const at::Tensor& value, const at::Tensor& spatial_shapes, const at::Tensor& level_start_index,
     const at::Tensor& sampling_locations, const at::Tensor& attention_weights,
-    const at::Tensor& grad_output);
+    const at::Tensor& grad_output, int64_t channels_per_thread);
 #endif
 
 }  // namespace mask2former_ops

@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from tests.conftest import DATA_DIR
+from tests.conftest import DATA_DIR, requires_cuda
 from tests.parity_weights import check_r50_raw_outputs, deterministic_state_dict
 from video_mask2former.modeling.build import build_video_maskformer
 from video_mask2former.modeling.inference import video_inference, video_inference_reference
@@ -48,6 +48,18 @@ def test_r50_outputs_match_official(fixture_r50):
     model = build_video_maskformer("R50")
     model.load_state_dict(deterministic_state_dict(model))
     check_r50_raw_outputs(model.eval(), fixture_r50)
+
+
+@requires_cuda
+def test_r50_outputs_match_official_on_cuda(fixture_r50, monkeypatch):
+    """The same fixture on the GPU (CUDA deformable-attention kernels), within the CPU tolerance.
+    TF32 is off: it is a precision choice of the GPU, not part of the network's definition."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    model = build_video_maskformer("R50")
+    model.load_state_dict(deterministic_state_dict(model))
+    diffs = check_r50_raw_outputs(model.cuda().eval(), fixture_r50)
+    print(f"R50 parity on {torch.cuda.get_device_name()}: {diffs}")
 
 
 @pytest.mark.parametrize("lean", [True, False])

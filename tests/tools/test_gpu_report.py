@@ -1,0 +1,99 @@
+"""tools/gpu_report.py pieces that run without a GPU: the official op's patch, test counts, the
+report. (The GPU stages themselves run only on a GPU machine.)"""
+
+import json
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools"))
+
+import gpu_report  # noqa: E402
+from _gpu_report_format import markdown_table, write_report  # noqa: E402
+
+OFFICIAL_SNIPPET = """
+    AT_ASSERTM(value.type().is_cuda(), "value must be a CUDA tensor");
+    AT_DISPATCH_FLOATING_TYPES(value.type(), "ms_deform_attn_forward_cuda", ([&] {
+"""
+
+
+def test_official_ops_are_copied_and_patched_to_compile_on_current_torch(tmp_path):
+    source = tmp_path / "official"
+    ops = source / gpu_report.OFFICIAL_OPS_DIR
+    (ops / "src" / "cuda").mkdir(parents=True)
+    (ops / "setup.py").write_text("# setup\n")
+    (ops / "src" / "cuda" / "ms_deform_attn_cuda.cu").write_text(OFFICIAL_SNIPPET)
+    target = tmp_path / "ops"
+    gpu_report.prepare_official_ops(str(source), str(target))
+    patched = (target / "src" / "cuda" / "ms_deform_attn_cuda.cu").read_text()
+    assert ".type()" not in patched
+    assert "AT_ASSERTM(value.is_cuda()" in patched
+    assert "AT_DISPATCH_FLOATING_TYPES(value.scalar_type()" in patched
+    assert (target / "setup.py").read_text() == "# setup\n"
+    assert ".type()" in (ops / "src" / "cuda" / "ms_deform_attn_cuda.cu").read_text()  # untouched
+
+
+def test_junit_counts(tmp_path):
+    path = tmp_path / "r.xml"
+    path.write_text(
+        '<testsuites><testsuite tests="10" failures="1" errors="1" skipped="3" time="2.5">'
+        "</testsuite></testsuites>"
+    )
+    assert gpu_report.junit_counts(str(path)) == {
+        "passed": 5,
+        "failed": 2,
+        "skipped": 3,
+        "seconds": 2.5,
+    }
+    assert gpu_report.junit_counts(str(tmp_path / "missing.xml")) == {}
+
+
+def test_markdown_table_formats_numbers_and_missing_values():
+    table = markdown_table([{"a": 1.23456, "b": None}], ["a", "b"], {"a": ".2f"})
+    assert table.splitlines() == ["| a | b |", "|---|---|", "| 1.23 | — |"]
+
+
+def test_report_lists_failed_stages_and_figures(tmp_path):
+    stages = {
+        "env": {"ok": True, "seconds": 1, "result": {"gpu": "NVIDIA H200", "torch": "2.11"}},
+        "tests": {"ok": False, "seconds": 3, "error": "RuntimeError('pytest exit 1')"},
+    }
+    (tmp_path / "stages.json").write_text(json.dumps(stages))
+    ops = {
+        "copy_bandwidth_gb_per_s": {"cuda": 4000.0},
+        "rows": [
+            {
+                "device": "cuda",
+                "shapes": "paper",
+                "dtype": "float32",
+                "impl": "cuda",
+                "pass": "fwd",
+                "ms": 0.1,
+                "speedup_vs_original": 2.0,
+                "speedup_vs_pytorch": 30.0,
+                "gb_per_s": 640.0,
+                "fraction_of_copy_bandwidth": 0.16,
+                "peak_mib": 20.0,
+            }
+        ],
+    }
+    (tmp_path / "ops.json").write_text(json.dumps(ops))
+    summary = write_report(str(tmp_path))
+    text = (tmp_path / "gpu_report.md").read_text()
+    assert summary["sections"] == ["ops"]
+    assert "NVIDIA H200" in text and "| tests | FAILED |" in text and "pytest exit 1" in text
+    assert "| paper | float32 | cuda | fwd | 0.100 | 2.00 | 30.0 | 640 | 16.0 | 20 |" in text
+    assert json.loads((tmp_path / "gpu_report.json").read_text())["figures"]["ops"] == ops
+
+
+def test_stages_fail_without_a_gpu_and_are_reported(tmp_path):
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: this checks the no-GPU behaviour")
+    code = gpu_report.main(["--out", str(tmp_path), "--stages", "env", "sanitizer", "report"])
+    status = json.loads((tmp_path / "stages.json").read_text())
+    assert code == 1 and status["env"]["ok"] and status["report"]["ok"]
+    assert not status["sanitizer"]["ok"]

@@ -1,0 +1,506 @@
+#!/usr/bin/env python
+"""One command for a GPU machine: build, test, benchmark, and write a report of the figures.
+
+Run from the repository root on a machine with an NVIDIA GPU and a CUDA-enabled torch; it needs
+no network (the dependencies this project and detectron2 need beyond torch can come as wheels):
+
+    python tools/gpu_report.py --out gpu_report \\
+        --wheels WHEELS_DIR --detectron2-src DETECTRON2_CHECKOUT --official-src MASK2FORMER_CHECKOUT
+
+Stages (``--stages``, default all, in this order); each runs in its own process with its own time
+limit, its log goes to ``OUT/logs/<stage>.log``, and a failed stage is recorded and the next runs:
+
+- ``env``: GPU, driver, CUDA, torch and Python versions.
+- ``build``: installs the wheels into ``WORK/site``; builds, in parallel, ``mask2former_ops._C``
+  in place for the GPU present (``TORCH_CUDA_ARCH_LIST`` from its compute capability, e.g. 9.0 on
+  Hopper), the official Mask2Former deformable-attention op (a copy in ``WORK``, with the one change
+  that makes it compile on current PyTorch, see :func:`prepare_official_ops`) and detectron2
+  (a copy in ``WORK``, its CPU ops: the models use none of its CUDA ops).
+- ``tests``: the op's tests (CUDA cases included) and the model tests, on the GPU.
+- ``sanitizer``: the large-case and vectorised-kernel tests under ``compute-sanitizer`` (memcheck).
+- ``ops``: ``tools/benchmark_ms_deform_attn.py`` on CUDA against the original kernel.
+- ``e2e``: ``tools/benchmark_vs_official.py``, this project against the official code.
+- ``long``: ``tools/benchmark_long_video.py`` on CUDA, windowed inference up to 3,000 frames.
+- ``profile``: ``torch.profiler`` over whole-video inference, the operators that take the time.
+- ``report``: ``OUT/gpu_report.md`` and ``OUT/gpu_report.json`` from what the stages wrote.
+
+``WORK`` (``--work``, default ``.gpu_build/``) keeps the builds; a second run reuses them.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOOLS = os.path.join(ROOT, "tools")
+STAGES = ("env", "build", "tests", "sanitizer", "ops", "e2e", "long", "profile", "report")
+# Wall-clock limit of each stage, seconds.
+STAGE_TIMEOUTS = {
+    "env": 60,
+    "build": 600,
+    "tests": 600,
+    "sanitizer": 600,
+    "ops": 600,
+    "e2e": 900,
+    "long": 900,
+    "profile": 300,
+    "report": 60,
+}
+# Where the official code keeps its deformable-attention op, and the textual changes that make it
+# compile on current PyTorch (Tensor::type() was removed; scalar_type() / is_cuda() replace it).
+OFFICIAL_OPS_DIR = os.path.join("mask2former", "modeling", "pixel_decoder", "ops")
+OFFICIAL_OPS_PATCHES = (
+    (".type().is_cuda()", ".is_cuda()"),
+    ("value.type()", "value.scalar_type()"),
+)
+
+
+def stage_timeout(args: argparse.Namespace, stage: str) -> float:
+    """A stage's time limit: its own, cut to what is left of ``--deadline-seconds``."""
+    left = args.deadline_seconds - (time.perf_counter() - args.started)
+    return max(10.0, min(STAGE_TIMEOUTS[stage], left))
+
+
+def nvidia_include_dirs() -> List[str]:
+    """Header folders of the ``nvidia-*`` wheels (e.g. cusparse.h, which torch's CUDA headers
+    include and a bare toolkit may lack)."""
+    import glob
+    import site
+
+    roots = site.getsitepackages() + [site.getusersitepackages()]
+    return sorted(d for r in roots for d in glob.glob(os.path.join(r, "nvidia", "*", "include")))
+
+
+def log_path(out: str, stage: str) -> str:
+    return os.path.join(out, "logs", f"{stage}.log")
+
+
+def child_env(args: argparse.Namespace, extra_paths: Optional[List[str]] = None) -> Dict[str, str]:
+    """This environment with the repository, the installed wheels and detectron2 on PYTHONPATH."""
+    paths = [ROOT, os.path.join(args.work, "site")]
+    if args.detectron2_src:
+        paths.append(os.path.join(args.work, "detectron2"))
+    paths += extra_paths or []
+    existing = os.environ.get("PYTHONPATH", "")
+    return dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(paths + ([existing] if existing else [])),
+        PYTHONUNBUFFERED="1",
+        MAX_JOBS=os.environ.get("MAX_JOBS", str(os.cpu_count() or 4)),
+    )
+
+
+def run_logged(command: List[str], log, env: Dict[str, str], timeout: float, cwd: str = ROOT):
+    """Run ``command`` with its output appended to ``log``; return its exit code (124: timeout)."""
+    log.write(f"$ {' '.join(command)}\n")
+    log.flush()
+    try:
+        done = subprocess.run(
+            command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout
+        )
+        return done.returncode
+    except subprocess.TimeoutExpired:
+        log.write(f"\n[gpu_report] timed out after {timeout:.0f} s\n")
+        return 124
+
+
+def cuda_arch_list() -> str:
+    """TORCH_CUDA_ARCH_LIST for the visible GPU (e.g. '9.0' on an H100 / H200)."""
+    import torch
+
+    major, minor = torch.cuda.get_device_capability()
+    return f"{major}.{minor}"
+
+
+def prepare_official_ops(official_src: str, target: str) -> None:
+    """Copy the official deformable-attention op to ``target`` and apply
+    :data:`OFFICIAL_OPS_PATCHES` (the only change it needs to compile on current PyTorch)."""
+    if os.path.isdir(target):
+        shutil.rmtree(target)
+    shutil.copytree(os.path.join(official_src, OFFICIAL_OPS_DIR), target)
+    for folder, _, files in os.walk(os.path.join(target, "src")):
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path) as f:
+                text = f.read()
+            patched = text
+            for old, new in OFFICIAL_OPS_PATCHES:
+                patched = patched.replace(old, new)
+            if patched != text:
+                with open(path, "w") as f:
+                    f.write(patched)
+
+
+def stage_env(args, log) -> Dict:
+    import torch
+
+    facts = {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "capability": (
+            ".".join(map(str, torch.cuda.get_device_capability()))
+            if torch.cuda.is_available()
+            else None
+        ),
+        "gpu_memory_gib": (
+            torch.cuda.get_device_properties(0).total_memory / 2**30
+            if torch.cuda.is_available()
+            else None
+        ),
+        "cpu_count": os.cpu_count(),
+    }
+    for name, command in (
+        (
+            "nvidia_smi",
+            [
+                "nvidia-smi",
+                "--query-gpu=name,driver_version,clocks.max.sm,power.limit",
+                "--format=csv,noheader",
+            ],
+        ),
+        ("nvcc", ["nvcc", "--version"]),
+    ):
+        try:
+            output = subprocess.run(command, capture_output=True, text=True, timeout=30).stdout
+            facts[name] = output.strip().splitlines()[-1] if output.strip() else None
+        except (OSError, subprocess.TimeoutExpired) as error:
+            facts[name] = f"unavailable: {error}"
+    log.write(json.dumps(facts, indent=1) + "\n")
+    return facts
+
+
+def stage_build(args, log) -> Dict:
+    env = child_env(args)
+    env["TORCH_CUDA_ARCH_LIST"] = os.environ.get("TORCH_CUDA_ARCH_LIST") or cuda_arch_list()
+    env["CPATH"] = os.pathsep.join(nvidia_include_dirs() + [os.environ.get("CPATH", "")])
+    os.makedirs(args.work, exist_ok=True)
+    result = {"torch_cuda_arch_list": env["TORCH_CUDA_ARCH_LIST"]}
+    if args.wheels:
+        wheels = sorted(
+            os.path.join(args.wheels, f) for f in os.listdir(args.wheels) if f.endswith(".whl")
+        )
+        code = run_logged(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-index",
+                "--no-deps",
+                "--no-compile",
+                "--upgrade",
+                "--target",
+                os.path.join(args.work, "site"),
+                *wheels,
+            ],
+            log,
+            env,
+            timeout=300,
+        )
+        result["wheels"] = code == 0
+    builds = {"mask2former_ops": ([sys.executable, "setup.py", "build_ext", "--inplace"], ROOT, {})}
+    if args.official_src:
+        ops = os.path.join(args.work, "official_ops")
+        prepare_official_ops(args.official_src, ops)
+        builds["official_ops"] = (
+            [sys.executable, "setup.py", "build_ext", "--inplace"],
+            ops,
+            {"FORCE_CUDA": "1"},
+        )
+    if args.detectron2_src:
+        d2 = os.path.join(args.work, "detectron2")
+        if not os.path.isdir(d2):
+            shutil.copytree(args.detectron2_src, d2)
+        # CPU ops only (no visible GPU at build time): the models here use none of its CUDA ops.
+        builds["detectron2"] = (
+            [sys.executable, "setup.py", "build_ext", "--inplace"],
+            d2,
+            {"CUDA_VISIBLE_DEVICES": ""},
+        )
+    processes = {}
+    for name, (command, cwd, extra) in builds.items():
+        build_log = open(log_path(args.out, f"build_{name}"), "w")
+        processes[name] = (
+            subprocess.Popen(
+                command, cwd=cwd, env=dict(env, **extra), stdout=build_log, stderr=subprocess.STDOUT
+            ),
+            build_log,
+            time.perf_counter(),
+        )
+    for name, (process, build_log, start) in processes.items():
+        try:
+            code = process.wait(timeout=max(10.0, stage_timeout(args, "build") - 30))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = 124
+        build_log.close()
+        result[name] = {"ok": code == 0, "seconds": round(time.perf_counter() - start, 1)}
+        log.write(f"build {name}: exit {code}\n")
+    check = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import mask2former_ops as m; print(m.is_compiled(), m.cuda_kernels_built(), "
+            "m.cuda_available())",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    result["mask2former_ops_check"] = check.stdout.strip() or check.stderr.strip()[-300:]
+    if not result["mask2former_ops"]["ok"] or check.stdout.strip() != "True True True":
+        raise RuntimeError(f"mask2former_ops did not build with CUDA kernels: {result}")
+    return result
+
+
+def run_pytest(
+    args,
+    log,
+    name: str,
+    pytest_args: List[str],
+    prefix: List[str] = (),
+    extra_env: Optional[Dict[str, str]] = None,
+) -> Dict:
+    junit = os.path.join(args.out, "logs", f"{name}.xml")
+    command = [
+        *prefix,
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={junit}",
+        *pytest_args,
+    ]
+    code = run_logged(
+        command,
+        log,
+        dict(child_env(args), **(extra_env or {})),
+        timeout=stage_timeout(args, name) - 5,
+    )
+    counts = junit_counts(junit)
+    counts["exit_code"] = code
+    if code not in (0, 5):
+        raise RuntimeError(f"{name}: pytest exit {code}: {counts}")
+    return counts
+
+
+def junit_counts(path: str) -> Dict:
+    import xml.etree.ElementTree as ET
+
+    if not os.path.exists(path):
+        return {}
+    suite = ET.parse(path).getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    tests, failures, errors, skipped = (
+        int(suite.get(key, 0)) for key in ("tests", "failures", "errors", "skipped")
+    )
+    return {
+        "passed": tests - failures - errors - skipped,
+        "failed": failures + errors,
+        "skipped": skipped,
+        "seconds": float(suite.get("time", 0)),
+    }
+
+
+def stage_tests(args, log) -> Dict:
+    return run_pytest(
+        args, log, "tests", ["tests/ops", "tests/modeling", "tests/test_checkpoint.py"]
+    )
+
+
+def stage_sanitizer(args, log) -> Dict:
+    sanitizer = shutil.which("compute-sanitizer")
+    if sanitizer is None:
+        raise RuntimeError("compute-sanitizer is not on PATH")
+    # Without the caching allocator every tensor is its own allocation, so memcheck sees an
+    # access past a tensor's end instead of landing in a neighbouring cached block.
+    return run_pytest(
+        args,
+        log,
+        "sanitizer",
+        ["tests/ops/test_ms_deform_attn_cuda.py", "-k", "large or vectorised or gradcheck"],
+        prefix=[sanitizer, "--tool", "memcheck", "--error-exitcode", "97"],
+        extra_env={"PYTORCH_NO_CUDA_MEMORY_CACHING": "1"},
+    )
+
+
+def run_tool(args, log, stage: str, script: str, tool_args: List[str]) -> Dict:
+    json_path = os.path.join(args.out, f"{stage}.json")
+    command = [sys.executable, os.path.join(TOOLS, script), *tool_args, "--json", json_path]
+    code = run_logged(command, log, child_env(args), timeout=stage_timeout(args, stage) - 5)
+    if code != 0:
+        raise RuntimeError(f"{script} exited {code}")
+    with open(json_path) as f:
+        return json.load(f)
+
+
+def stage_ops(args, log) -> Dict:
+    tool_args = [
+        "--device",
+        "cuda",
+        "--shapes",
+        "paper",
+        "video36",
+        "--iters",
+        "50",
+        "--warmup",
+        "5",
+    ]
+    ops = os.path.join(args.work, "official_ops")
+    if os.path.isdir(ops):
+        tool_args += ["--original-ops", ops]
+    return run_tool(args, log, "ops", "benchmark_ms_deform_attn.py", tool_args)
+
+
+def stage_e2e(args, log) -> Dict:
+    tool_args = list(args.e2e_args)
+    if args.official_src:
+        tool_args += ["--official-src", args.official_src]
+    return run_tool(args, log, "e2e", "benchmark_vs_official.py", tool_args)
+
+
+def stage_long(args, log) -> Dict:
+    return run_tool(
+        args,
+        log,
+        "long",
+        "benchmark_long_video.py",
+        [
+            "--device",
+            "cuda",
+            "--amp",
+            "bf16",
+            "--frames",
+            *map(str, args.long_frames),
+            "--window-size",
+            "10",
+            "--modes",
+            "windowed",
+        ]
+        + list(args.long_args),
+    )
+
+
+def stage_profile(args, log) -> Dict:
+    return run_tool(
+        args,
+        log,
+        "profile",
+        "profile_inference.py",
+        ["--device", "cuda", "--frames", "36", "--amp", "none", "bf16"],
+    )
+
+
+def stage_report(args, log) -> Dict:
+    from _gpu_report_format import write_report
+
+    return write_report(args.out)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=str, required=True, help="folder for the report and logs")
+    parser.add_argument(
+        "--work",
+        type=str,
+        default=os.path.join(ROOT, ".gpu_build"),
+        help="folder for installed wheels and builds (kept between runs)",
+    )
+    parser.add_argument("--stages", type=str, nargs="+", default=list(STAGES), choices=STAGES)
+    parser.add_argument(
+        "--wheels",
+        type=str,
+        default=None,
+        help="folder of wheels to install first (pycocotools, fvcore, ...)",
+    )
+    parser.add_argument(
+        "--detectron2-src",
+        type=str,
+        default=None,
+        help="detectron2 source checkout (copied into WORK and built there)",
+    )
+    parser.add_argument(
+        "--official-src",
+        type=str,
+        default=None,
+        help="official Mask2Former checkout (commit 9b0651c) for the comparisons",
+    )
+    parser.add_argument(
+        "--deadline-seconds",
+        type=float,
+        default=float("inf"),
+        help="stop starting work after this many seconds (stages are cut short)",
+    )
+    parser.add_argument(
+        "--long-frames",
+        type=int,
+        nargs="+",
+        default=[100, 1000, 3000],
+        help="video lengths of the windowed long-video benchmark",
+    )
+    parser.add_argument(
+        "--long-args",
+        type=str,
+        nargs="*",
+        default=[],
+        help="extra arguments of benchmark_long_video.py",
+    )
+    parser.add_argument(
+        "--e2e-args",
+        type=str,
+        nargs="*",
+        default=[],
+        help="extra arguments of benchmark_vs_official.py",
+    )
+    args = parser.parse_args(argv)
+    args.started = time.perf_counter()
+    args.out = os.path.abspath(args.out)
+    args.work = os.path.abspath(args.work)
+    for name in ("wheels", "detectron2_src", "official_src"):
+        if getattr(args, name):
+            setattr(args, name, os.path.abspath(getattr(args, name)))
+    os.makedirs(os.path.join(args.out, "logs"), exist_ok=True)
+    sys.path.insert(0, TOOLS)
+
+    status_path = os.path.join(args.out, "stages.json")
+    status = {}
+    if os.path.exists(status_path):
+        with open(status_path) as f:
+            status = json.load(f)
+    for stage in [s for s in STAGES if s in args.stages]:
+        if stage_timeout(args, stage) <= 10.0 and stage != "report":
+            status[stage] = {"ok": False, "error": "skipped: --deadline-seconds reached"}
+            continue
+        start = time.perf_counter()
+        with open(log_path(args.out, stage), "a") as log:
+            try:
+                result = globals()[f"stage_{stage}"](args, log)
+                status[stage] = {"ok": True, "result": result}
+            except Exception as error:  # a failed stage is reported; the others still run
+                log.write(f"\n[gpu_report] stage {stage} failed: {error!r}\n")
+                status[stage] = {"ok": False, "error": repr(error)[-2000:]}
+        status[stage]["seconds"] = round(time.perf_counter() - start, 1)
+        print(
+            f"[gpu_report] {stage}: {'ok' if status[stage]['ok'] else 'FAILED'} "
+            f"({status[stage]['seconds']} s)",
+            flush=True,
+        )
+        with open(status_path, "w") as f:
+            json.dump(status, f, indent=1, default=str)
+    return 0 if all(s["ok"] for s in status.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
