@@ -24,7 +24,7 @@ whatever dtype the value projection produced (float16/bfloat16 under CUDA autoca
 
 import importlib.util
 import warnings
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 
@@ -151,56 +151,102 @@ def select_implementation(device: torch.device, implementation: str = "auto") ->
     return implementation
 
 
-if hasattr(torch.amp, "custom_fwd"):  # torch >= 2.4
-
-    def _custom_fwd(fn):
-        return torch.amp.custom_fwd(fn, device_type="cuda")
-
-    def _custom_bwd(fn):
-        return torch.amp.custom_bwd(fn, device_type="cuda")
-
-else:  # torch 2.1 - 2.3
-    _custom_fwd = torch.cuda.amp.custom_fwd
-    _custom_bwd = torch.cuda.amp.custom_bwd
+def _compiled_backward_impl(value, spatial_shapes, level_start_index, locations, weights, grad):
+    """Gradients of value, sampling locations and attention weights from the compiled kernels."""
+    grad_value, grad_locations, grad_weights = _C.ms_deform_attn_backward(
+        value, spatial_shapes, level_start_index, locations, weights, grad.contiguous()
+    )
+    return grad_value, grad_locations, grad_weights
 
 
-class _MSDeformAttnFunction(torch.autograd.Function):
-    """Autograd wrapper of the compiled kernels (CPU or CUDA, chosen by the tensors' device).
+if hasattr(torch.library, "custom_op"):  # torch >= 2.4: a real operator, seen by compile / export
 
-    ``custom_fwd`` without ``cast_inputs`` keeps the caller's dtypes under autocast (the dtype
-    policy is applied by :func:`ms_deform_attn` before this runs); ``custom_bwd`` runs backward
-    under the forward's autocast state.
-    """
-
-    @staticmethod
-    @_custom_fwd
-    def forward(
-        ctx, value, spatial_shapes, level_start_index, sampling_locations, attention_weights
-    ):
-        output = _C.ms_deform_attn_forward(
+    @torch.library.custom_op("mask2former_ops::ms_deform_attn", mutates_args=())
+    def _compiled_op(
+        value: torch.Tensor,
+        spatial_shapes: torch.Tensor,
+        level_start_index: torch.Tensor,
+        sampling_locations: torch.Tensor,
+        attention_weights: torch.Tensor,
+    ) -> torch.Tensor:
+        """The compiled kernels (CPU or CUDA, by the tensors' device) as ``torch.ops``'
+        ``mask2former_ops.ms_deform_attn``: ``torch.compile`` and ``torch.export`` keep it as one
+        node (shapes from the fake implementation below). Under autocast the inputs pass through
+        in their dtypes (no autocast rule is registered): :func:`ms_deform_attn` applies the
+        dtype policy before calling it."""
+        return _C.ms_deform_attn_forward(
             value, spatial_shapes, level_start_index, sampling_locations, attention_weights
         )
-        ctx.save_for_backward(
-            value, spatial_shapes, level_start_index, sampling_locations, attention_weights
-        )
-        return output
 
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    @_custom_bwd
-    def backward(ctx, grad_output):
-        value, spatial_shapes, level_start_index, sampling_locations, attention_weights = (
-            ctx.saved_tensors
-        )
-        grad_value, grad_locations, grad_weights = _C.ms_deform_attn_backward(
+    @_compiled_op.register_fake
+    def _(value, spatial_shapes, level_start_index, sampling_locations, attention_weights):
+        batch, _, heads, channels = value.shape
+        return value.new_empty((batch, sampling_locations.shape[1], heads * channels))
+
+    @torch.library.custom_op("mask2former_ops::ms_deform_attn_backward", mutates_args=())
+    def _compiled_backward_op(
+        value: torch.Tensor,
+        spatial_shapes: torch.Tensor,
+        level_start_index: torch.Tensor,
+        sampling_locations: torch.Tensor,
+        attention_weights: torch.Tensor,
+        grad_output: torch.Tensor,
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Gradients of ``mask2former_ops.ms_deform_attn`` (value, locations, weights)."""
+        return _compiled_backward_impl(
             value,
             spatial_shapes,
             level_start_index,
             sampling_locations,
             attention_weights,
-            grad_output.contiguous(),
+            grad_output,
+        )
+
+    @_compiled_backward_op.register_fake
+    def _(value, spatial_shapes, level_start_index, sampling_locations, attention_weights, grad):
+        return (
+            torch.empty_like(value),
+            torch.empty_like(sampling_locations),
+            torch.empty_like(attention_weights),
+        )
+
+    def _setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
+
+    def _op_backward(ctx, grad_output):
+        grad_value, grad_locations, grad_weights = _compiled_backward_op(
+            *ctx.saved_tensors, grad_output
         )
         return grad_value, None, None, grad_locations, grad_weights
+
+    _compiled_op.register_autograd(_op_backward, setup_context=_setup_context)
+
+    def _apply_compiled(*inputs):
+        return _compiled_op(*inputs)
+
+else:  # torch 2.1 - 2.3: an autograd.Function over the same kernels
+
+    class _MSDeformAttnFunction(torch.autograd.Function):
+        """``custom_fwd`` without ``cast_inputs`` keeps the caller's dtypes under autocast (the
+        dtype policy is applied by :func:`ms_deform_attn` before this runs)."""
+
+        @staticmethod
+        @torch.cuda.amp.custom_fwd
+        def forward(ctx, value, spatial_shapes, level_start_index, locations, weights):
+            ctx.save_for_backward(value, spatial_shapes, level_start_index, locations, weights)
+            return _C.ms_deform_attn_forward(
+                value, spatial_shapes, level_start_index, locations, weights
+            )
+
+        @staticmethod
+        @torch.autograd.function.once_differentiable
+        @torch.cuda.amp.custom_bwd
+        def backward(ctx, grad_output):
+            grads = _compiled_backward_impl(*ctx.saved_tensors, grad_output)
+            return grads[0], None, None, grads[1], grads[2]
+
+    def _apply_compiled(*inputs):
+        return _MSDeformAttnFunction.apply(*inputs)
 
 
 def _check_shapes(
@@ -266,7 +312,7 @@ def ms_deform_attn(
             value, value_spatial_shapes, sampling_locations, attention_weights
         )
     dtype = compute_dtype_for(value.dtype)
-    return _MSDeformAttnFunction.apply(
+    return _apply_compiled(
         value.contiguous(),
         value_spatial_shapes.to(device=value.device, dtype=torch.long).contiguous(),
         value_level_start_index.to(device=value.device, dtype=torch.long).contiguous(),

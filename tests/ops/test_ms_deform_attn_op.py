@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from mask2former_ops import functional
+import mask2former_ops
+from mask2former_ops import MSDeformAttn, functional
 from mask2former_ops.functional import available_implementations, ms_deform_attn
-from tests.ops.helpers import LEVEL_SHAPES, loop_reference, make_inputs
+from tests.ops.helpers import LEVEL_SHAPES, level_tensors, loop_reference, make_inputs
 
 CPU_IMPLS = [impl for impl in ("pytorch", "cpu") if impl in available_implementations("cpu")]
 
@@ -150,3 +151,50 @@ def test_auto_uses_the_preferred_cpu_path():
         pytest.skip("mask2former_ops._C is not built")
     expected = "cpu" if functional.CPU_PREFERS_COMPILED else "pytorch"
     assert functional.select_implementation("cpu") == expected
+
+
+requires_compiled_op = pytest.mark.skipif(
+    not mask2former_ops.is_compiled() or not hasattr(torch.library, "custom_op"),
+    reason="needs mask2former_ops._C and torch >= 2.4 (torch.library.custom_op)",
+)
+
+
+@requires_compiled_op
+def test_compiled_op_passes_torch_library_opcheck():
+    """Schema, fake (meta) implementation, autograd registration and dispatch are consistent."""
+    value, shapes, starts, locations, weights = make_inputs(torch.float32, requires_grad=True)
+    torch.library.opcheck(
+        torch.ops.mask2former_ops.ms_deform_attn.default,
+        (value, shapes, starts, locations, weights),
+    )
+
+
+@requires_compiled_op
+def test_torch_compile_captures_the_op_without_graph_breaks():
+    value, shapes, starts, locations, weights = make_inputs(torch.float32)
+
+    def fn(v, loc, w):
+        return ms_deform_attn(v, shapes, starts, loc, w, implementation="cpu").square().sum()
+
+    leaves = [t.clone().requires_grad_() for t in (value, locations, weights)]
+    compiled = torch.compile(fn, backend="aot_eager", fullgraph=True)  # raises on a graph break
+    got = torch.autograd.grad(compiled(*leaves), leaves)
+    expected = torch.autograd.grad(fn(*leaves), leaves)
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e)
+
+
+@requires_compiled_op
+def test_torch_export_keeps_the_op_as_one_node():
+    module = MSDeformAttn(d_model=8, n_levels=3, n_heads=2, n_points=2).eval()
+    shapes, starts = level_tensors()
+    num_values = int(shapes.prod(1).sum())
+    query, reference = torch.randn(1, 4, 8), torch.rand(1, 4, 3, 2)
+    flat = torch.randn(1, num_values, 8)
+    exported = torch.export.export(module, (query, reference, flat, shapes, starts))
+    targets = [str(node.target) for node in exported.graph.nodes if node.op == "call_function"]
+    assert "mask2former_ops.ms_deform_attn.default" in targets
+    torch.testing.assert_close(
+        exported.module()(query, reference, flat, shapes, starts),
+        module(query, reference, flat, shapes, starts),
+    )
