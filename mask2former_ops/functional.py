@@ -24,7 +24,7 @@ whatever dtype the value projection produced (float16/bfloat16 under CUDA autoca
 
 import importlib.util
 import warnings
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 
@@ -286,6 +286,7 @@ def ms_deform_attn(
     sampling_locations: torch.Tensor,
     attention_weights: torch.Tensor,
     implementation: str = "auto",
+    level_shapes: Optional[Sequence[Tuple[int, int]]] = None,
 ) -> torch.Tensor:
     """Multi-scale deformable attention (bilinear samples, zero outside, weighted sum).
 
@@ -299,6 +300,9 @@ def ms_deform_attn(
             ``(i + 0.5) / size`` (``grid_sample``'s ``align_corners=False``).
         attention_weights (Tensor): (N, Lq, M, L, P).
         implementation: ``"auto"`` (see module docstring), ``"cuda"``, ``"cpu"`` or ``"pytorch"``.
+        level_shapes (sequence, optional): the L (H_l, W_l) as Python ints; the PyTorch path uses
+            them instead of reading ``value_spatial_shapes`` back (a device sync, and a
+            data-dependent value that ``torch.export`` / ONNX export cannot trace).
 
     Returns:
         Tensor: (N, Lq, M * D) in ``value.dtype``.
@@ -309,7 +313,7 @@ def ms_deform_attn(
     impl = select_implementation(value.device, implementation)
     if impl == "pytorch":
         return ms_deform_attn_pytorch(
-            value, value_spatial_shapes, sampling_locations, attention_weights
+            value, value_spatial_shapes, sampling_locations, attention_weights, level_shapes
         )
     dtype = compute_dtype_for(value.dtype)
     return _apply_compiled(

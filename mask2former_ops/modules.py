@@ -9,7 +9,7 @@ checkpoints load unchanged.
 """
 
 import math
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +45,9 @@ class MSDeformAttn(nn.Module):
         self.n_levels = n_levels
         self.n_heads = n_heads
         self.n_points = n_points
+        # Which implementation of the op runs: "auto" (by device and what was compiled), or
+        # "cuda", "cpu", "pytorch" (e.g. "pytorch" for ONNX export). Not part of the state dict.
+        self.implementation = "auto"
 
         self.sampling_offsets = nn.Linear(d_model, n_heads * n_levels * n_points * 2)
         self.attention_weights = nn.Linear(d_model, n_heads * n_levels * n_points)
@@ -85,6 +88,7 @@ class MSDeformAttn(nn.Module):
         input_spatial_shapes: torch.Tensor,
         input_level_start_index: torch.Tensor,
         input_padding_mask: Optional[torch.Tensor] = None,
+        input_level_shapes: Optional[Sequence[Tuple[int, int]]] = None,
     ) -> torch.Tensor:
         """
         Args:
@@ -95,6 +99,8 @@ class MSDeformAttn(nn.Module):
             input_spatial_shapes (Tensor): (L, 2) long, (H_l, W_l) of each level.
             input_level_start_index (Tensor): (L,) long, offset of each level in S.
             input_padding_mask (Tensor, optional): (N, S) bool, True at padding positions.
+            input_level_shapes (sequence, optional): the L (H_l, W_l) as Python ints, for the
+                PyTorch path (which otherwise reads them from ``input_spatial_shapes``).
 
         Returns:
             Tensor: (N, Lq, C).
@@ -141,6 +147,12 @@ class MSDeformAttn(nn.Module):
             )
         # (N, Lq, M, L, P, 2), (N, Lq, M, L, P)
         output = ms_deform_attn(
-            value, input_spatial_shapes, input_level_start_index, locations, weights
+            value,
+            input_spatial_shapes,
+            input_level_start_index,
+            locations,
+            weights,
+            implementation=self.implementation,
+            level_shapes=input_level_shapes,
         )
         return self.output_proj(output)

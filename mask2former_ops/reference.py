@@ -8,7 +8,7 @@ the pixel in row i and column j of an H x W map has its centre at ``((j + 0.5) /
 in (x, y) coordinates, and anything outside the map reads as zero.
 """
 
-from typing import List
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +39,7 @@ def ms_deform_attn_pytorch(
     value_spatial_shapes: torch.Tensor,
     sampling_locations: torch.Tensor,
     attention_weights: torch.Tensor,
+    level_shapes: Optional[Sequence[Tuple[int, int]]] = None,
 ) -> torch.Tensor:
     """Multi-scale deformable attention with ``F.grid_sample``.
 
@@ -49,14 +50,17 @@ def ms_deform_attn_pytorch(
         value_spatial_shapes (Tensor): (L, 2) long, (H_l, W_l) of each level.
         sampling_locations (Tensor): (N, Lq, M, L, P, 2) normalised (x, y) in [0, 1].
         attention_weights (Tensor): (N, Lq, M, L, P) weight of each sample.
+        level_shapes (sequence, optional): the L (H_l, W_l) as Python ints, used instead of
+            reading ``value_spatial_shapes`` (they must agree).
 
     Returns:
         Tensor: (N, Lq, M * D) weighted sums of the bilinear samples.
     """
     n, s, m, d = value.shape
     _, lq, _, num_levels, num_points, _ = sampling_locations.shape
-    shapes = _level_shapes(value_spatial_shapes)
-    if sum(h * w for h, w in shapes) != s:
+    shapes = _level_shapes(value_spatial_shapes) if level_shapes is None else level_shapes
+    concrete = all(isinstance(v, int) for v in (s, *(v for hw in shapes for v in hw)))
+    if concrete and sum(h * w for h, w in shapes) != s:  # (symbolic sizes: export checks them)
         raise ValueError(f"value has S={s} positions but value_spatial_shapes sum to {shapes}")
     dtype = compute_dtype_for(value.dtype)
 

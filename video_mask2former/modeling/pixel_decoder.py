@@ -14,7 +14,7 @@ State-dict keys are the official ones (``input_proj.0.0.weight``, ``transformer.
 
 import copy
 import math
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -74,6 +74,7 @@ class MSDeformAttnEncoderLayer(nn.Module):
         reference_points: torch.Tensor,
         spatial_shapes: torch.Tensor,
         level_start_index: torch.Tensor,
+        level_shapes: Optional[Sequence[Tuple[int, int]]] = None,
     ) -> torch.Tensor:
         """Refine the flattened multi-level features.
 
@@ -83,12 +84,19 @@ class MSDeformAttnEncoderLayer(nn.Module):
             reference_points (Tensor): (N, S, L, 2) normalised (x, y) in [0, 1].
             spatial_shapes (Tensor): (L, 2) int64 (h_l, w_l).
             level_start_index (Tensor): (L,) int64 offset of each level in S.
+            level_shapes (sequence, optional): the L (h_l, w_l) as Python ints (spares the
+                PyTorch path of the op reading them back from ``spatial_shapes``).
 
         Returns:
             Tensor: (N, S, C).
         """
         attended = self.self_attn(
-            src + pos, reference_points, src, spatial_shapes, level_start_index
+            src + pos,
+            reference_points,
+            src,
+            spatial_shapes,
+            level_start_index,
+            input_level_shapes=level_shapes,
         )
         src = self.norm1(src + self.dropout1(attended))
         return residual_ffn(
@@ -140,12 +148,14 @@ class MSDeformAttnEncoder(nn.Module):
         pos: torch.Tensor,
         spatial_shapes: torch.Tensor,
         level_start_index: torch.Tensor,
+        level_shapes: Optional[Sequence[Tuple[int, int]]] = None,
     ) -> torch.Tensor:
         """(N, S, C) -> (N, S, C); see :meth:`MSDeformAttnEncoderLayer.forward`."""
-        shapes = [(int(h), int(w)) for h, w in spatial_shapes.tolist()]
-        reference_points = self.reference_points(shapes, src.shape[0], src.device)
+        if level_shapes is None:
+            level_shapes = [(int(h), int(w)) for h, w in spatial_shapes.tolist()]
+        reference_points = self.reference_points(level_shapes, src.shape[0], src.device)
         for layer in self.layers:
-            src = layer(src, pos, reference_points, spatial_shapes, level_start_index)
+            src = layer(src, pos, reference_points, spatial_shapes, level_start_index, level_shapes)
         return src
 
 
@@ -212,7 +222,7 @@ class MSDeformAttnTransformerEncoderOnly(nn.Module):
         """
         src_flatten, pos_flatten, shapes = [], [], []
         for level, (src, pos) in enumerate(zip(srcs, pos_embeds)):
-            shapes.append(src.shape[-2:])
+            shapes.append(tuple(src.shape[-2:]))
             src_flatten.append(src.flatten(2).transpose(1, 2))  # (N, h*w, C)
             pos = pos.flatten(2).transpose(1, 2) + self.level_embed[level].view(1, 1, -1)
             pos_flatten.append(pos)
@@ -222,7 +232,9 @@ class MSDeformAttnTransformerEncoderOnly(nn.Module):
         level_start_index = torch.cat(
             (spatial_shapes.new_zeros((1,)), spatial_shapes.prod(1).cumsum(0)[:-1])
         )
-        memory = self.encoder(src_flatten, pos_flatten, spatial_shapes, level_start_index)
+        memory = self.encoder(
+            src_flatten, pos_flatten, spatial_shapes, level_start_index, level_shapes=shapes
+        )
         return memory, spatial_shapes, level_start_index
 
 
@@ -364,12 +376,12 @@ class MSDeformAttnPixelDecoder(nn.Module):
             x = features[name]
             srcs.append(self.input_proj[index](x))
             pos.append(self.pe_layer(x))
-        memory, spatial_shapes, level_start_index = self.transformer(srcs, pos)
+        memory, _, _ = self.transformer(srcs, pos)
         n = memory.shape[0]
-        sizes = spatial_shapes.prod(1).tolist()
+        shapes = [tuple(src.shape[-2:]) for src in srcs]  # Python ints: no device sync
         out = [
-            level.transpose(1, 2).reshape(n, -1, int(h), int(w))  # (N, C, h_l, w_l)
-            for level, (h, w) in zip(torch.split(memory, sizes, dim=1), spatial_shapes.tolist())
+            level.transpose(1, 2).reshape(n, -1, h, w)  # (N, C, h_l, w_l)
+            for level, (h, w) in zip(torch.split(memory, [h * w for h, w in shapes], dim=1), shapes)
         ]
         for index, name in enumerate(self.in_features[: self.num_fpn_levels][::-1]):
             lateral = self.lateral_convs[index](features[name])

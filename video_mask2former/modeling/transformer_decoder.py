@@ -339,7 +339,8 @@ class VideoMultiScaleMaskedTransformerDecoder(nn.Module):
         for i in range(self.num_layers):
             level = i % self.num_feature_levels
             # A query whose mask is empty everywhere would attend to nothing: let it see all.
-            attn_mask[torch.where(attn_mask.sum(-1) == attn_mask.shape[-1])] = False
+            # (Written without data-dependent indexing, so the network exports.)
+            attn_mask = attn_mask & ~attn_mask.all(dim=-1, keepdim=True)
             output = self.transformer_cross_attention_layers[i](
                 output, src[level], memory_mask=attn_mask, pos=pos[level], query_pos=query_embed
             )
