@@ -6,7 +6,10 @@ Shapes: T frames in the video, W frames per window, H x W the frame size.
 Each (mode, T) runs end to end (network + post-processing) in a fresh child process, so each
 peak memory is its own: peak RSS of the child (``ru_maxrss``; the RSS after building the model
 and the warm-up is printed beside it) and, on a GPU, ``torch.cuda.max_memory_allocated``.
-Weights are random (seeded); these are figures, not assertions.
+Weights are random (seeded); these are figures, not assertions. The time per frame is split into
+``network`` (the forward passes, ``model.predict``, device work included), ``frames`` (making the
+synthetic frames) and ``post`` (the rest: preprocessing, linking windows, resizing and encoding
+the masks).
 
 - ``whole``: the paper's inference. The T frames are collected into a list (the input video is
   held whole, as this mode needs it) and passed to ``VideoMaskFormer.forward`` with
@@ -106,12 +109,46 @@ def _masks_mb(masks: List) -> float:
     return total / 2**20
 
 
-def _infer(model, args, num_frames: int) -> Dict:
-    """One end-to-end inference of a synthetic video of ``num_frames`` frames."""
+def _timed_iteration(iterable, seconds: Dict[str, float], key: str) -> Iterator:
+    """Pass ``iterable`` through, adding the time spent producing its items to ``seconds[key]``."""
+    iterator = iter(iterable)
+    while True:
+        start = time.perf_counter()
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        finally:
+            seconds[key] += time.perf_counter() - start
+        yield item
+
+
+def _timed_calls(function, device, seconds: Dict[str, float], key: str):
+    """``function`` that adds the time of each call, its device work included, to
+    ``seconds[key]`` (it synchronizes the device after each call; the inference synchronizes
+    right after the network anyway, to link windows or select the top k)."""
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        result = function(*args, **kwargs)
+        synchronize(device)
+        seconds[key] += time.perf_counter() - start
+        return result
+
+    return timed
+
+
+def _infer(model, args, num_frames: int, seconds: Dict[str, float]) -> Dict:
+    """One end-to-end inference of a synthetic video of ``num_frames`` frames.
+
+    Adds to ``seconds``: ``frames``, making the synthetic frames; ``network``, the network's
+    forward passes (``model.predict``), which ``run_setting`` times through a wrapper.
+    """
     import torch
 
     device = model.device
     frames = synthetic_frames(num_frames, args.height, args.width, args.seed)
+    frames = _timed_iteration(frames, seconds, "frames")
     dtype = torch.bfloat16 if args.amp == "bf16" else None
     with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         if args.mode == "whole":
@@ -139,15 +176,18 @@ def run_setting(args: argparse.Namespace) -> Dict:
     model = build_video_maskformer(args.backbone, num_classes=args.num_classes)
     model = model.to(device).eval()
     model.window_size = 0  # "whole" goes through forward(); "windowed" passes its W explicitly
+    parts = {"frames": 0.0, "network": 0.0}
+    model.predict = _timed_calls(model.predict, device, parts, "network")
     row = {"start_rss_mb": current_rss_mb(), "status": STATUS_OK}
     try:
         if args.warmup_frames > 0:
-            _infer(model, args, min(args.warmup_frames, args.frames))
+            _infer(model, args, min(args.warmup_frames, args.frames), parts)
         row["start_rss_mb"] = current_rss_mb()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
+        parts.update(frames=0.0, network=0.0)
         start = time.perf_counter()
-        result = _infer(model, args, args.frames)
+        result = _infer(model, args, args.frames, parts)
         seconds = time.perf_counter() - start
     except (RuntimeError, MemoryError) as error:
         if not is_out_of_memory(error):
@@ -157,6 +197,11 @@ def run_setting(args: argparse.Namespace) -> Dict:
         row.update(
             seconds=seconds,
             ms_per_frame=1000 * seconds / args.frames,
+            network_ms_per_frame=1000 * parts["network"] / args.frames,
+            # Everything else but making the frames: preprocessing, linking windows, resizing
+            # and encoding the masks.
+            post_ms_per_frame=1000 * (seconds - parts["network"] - parts["frames"]) / args.frames,
+            frames_ms_per_frame=1000 * parts["frames"] / args.frames,
             instances=len(result["pred_scores"]),
             masks_mb=_masks_mb(result["pred_masks"]),
         )
@@ -268,6 +313,9 @@ def format_row(row: Dict, cuda: bool) -> str:
     cells = [row["mode"], window, str(row["frames"]), row["status"]]
     cells += [
         _cell(row, "ms_per_frame", ".0f"),
+        _cell(row, "network_ms_per_frame", ".0f"),
+        _cell(row, "post_ms_per_frame", ".0f"),
+        _cell(row, "frames_ms_per_frame", ".0f"),
         _cell(row, "start_rss_mb", ".0f"),
         _cell(row, "peak_rss_mb", ".0f"),
     ]
@@ -300,7 +348,8 @@ def main(argv=None) -> None:
         print(json.dumps(run_setting(args)))
         return
     cuda = args.device == "cuda"
-    header = ["mode", "W", "T", "status", "ms/frame", "RSS start MB", "peak RSS MB"]
+    header = ["mode", "W", "T", "status", "ms/frame", "network", "post", "frames"]
+    header += ["RSS start MB", "peak RSS MB"]
     header += ["CUDA peak MB"] if cuda else []
     header += ["masks MB", "wall s"]
     print(

@@ -53,19 +53,107 @@ class FrameInstances:
 def encode_masks(masks: torch.Tensor) -> List[Dict]:
     """Compressed COCO RLEs of binary masks.
 
+    CPU masks are encoded by pycocotools (faster there than the torch ops of the other path:
+    ``tools/benchmark_rle.py``); masks on another device (CUDA) by :func:`encode_masks_by_runs`,
+    which computes the run lengths on that device and copies only them to the host, not the
+    masks. Both give identical RLEs.
+
     Args:
         masks (Tensor): (N, H, W) bool, any device.
 
     Returns:
         list[dict]: N RLEs ``{"size": [H, W], "counts": bytes}`` (pycocotools' format).
     """
+    if masks.device.type != "cpu":
+        return encode_masks_by_runs(masks)
     if masks.shape[0] == 0:
         return []
     # pycocotools wants (H, W, N) in Fortran order, which is the memory layout of a C-ordered
     # (N, W, H) array: transpose once on the torch side, then only re-view in numpy.
-    by_column = masks.to(device="cpu", dtype=torch.bool).transpose(1, 2).contiguous()
+    by_column = masks.to(dtype=torch.bool).transpose(1, 2).contiguous()
     fortran = by_column.numpy().view(np.uint8).transpose(2, 1, 0)
     return mask_util.encode(fortran)
+
+
+def encode_masks_by_runs(masks: torch.Tensor) -> List[Dict]:
+    """Compressed COCO RLEs of binary masks, run lengths computed on the masks' device.
+
+    The same RLEs as pycocotools' ``encode``, byte for byte; only the run lengths cross to the
+    host, not the (N, H, W) masks.
+
+    Args:
+        masks (Tensor): (N, H, W) bool, any device.
+
+    Returns:
+        list[dict]: N RLEs ``{"size": [H, W], "counts": bytes}``.
+    """
+    counts, lengths = rle_counts(masks)
+    return rles_from_counts(counts.cpu(), lengths.cpu(), tuple(masks.shape[1:]))
+
+
+def rle_counts(masks: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Uncompressed COCO run lengths of binary masks, computed with torch ops on their device.
+
+    A mask's runs are taken over its pixels in column-major order (its transpose flattened),
+    alternating background and foreground and starting with background: the first count is
+    the number of leading background pixels, 0 when the first pixel is foreground. One host
+    sync (the data-dependent ``nonzero``).
+
+    Args:
+        masks (Tensor): (N, H, W) bool.
+
+    Returns:
+        tuple: ``counts`` (M,) the run lengths of all masks one after the other, and
+        ``lengths`` (N,) how many of them belong to each mask (>= 1); both int32 (int64 for
+        masks of more than 2**31 - 1 pixels), on the masks' device.
+    """
+    num_masks, height, width = masks.shape
+    num_pixels = height * width
+    row_size = num_pixels + 1
+    by_column = masks.bool().transpose(1, 2).reshape(num_masks, num_pixels)  # (N, H*W)
+    # closes[n, p]: pixel p - 1 ends a run of mask n, i.e. p == H*W or pixel p differs from
+    # pixel p - 1 (pixel -1 counts as background, so a foreground first pixel closes an empty
+    # first run).
+    closes = torch.ones((num_masks, row_size), dtype=torch.bool, device=masks.device)
+    if num_pixels > 0:
+        closes[:, 0] = by_column[:, 0]
+        torch.ne(by_column[:, 1:], by_column[:, :-1], out=closes[:, 1:num_pixels])
+    ends = closes.flatten().nonzero()[:, 0]  # (M,) n * (H*W + 1) + p, by mask then pixel
+    row_starts = torch.arange(num_masks + 1, device=masks.device) * row_size
+    lengths = torch.searchsorted(ends, row_starts).diff()  # (N,) (bincount would sync on CUDA)
+    ends = torch.remainder(ends, row_size)  # (M,) p
+    # A run's length is its end minus the previous run's end; a mask's first run starts at 0
+    # (the entry before it is the previous mask's last end, p == H*W).
+    previous = ends.roll(1)
+    previous[:1] = num_pixels
+    previous.masked_fill_(previous == num_pixels, 0)
+    counts = ends - previous
+    index_dtype = torch.int32 if num_pixels <= torch.iinfo(torch.int32).max else torch.int64
+    return counts.to(index_dtype), lengths.to(index_dtype)
+
+
+def rles_from_counts(
+    counts: torch.Tensor, lengths: torch.Tensor, size: Tuple[int, int]
+) -> List[Dict]:
+    """Compressed COCO RLEs from uncompressed run lengths (pycocotools compresses them in C).
+
+    Args:
+        counts (Tensor): (M,) CPU run lengths of the masks one after the other, as returned by
+            :func:`rle_counts`.
+        lengths (Tensor): (N,) CPU, how many counts belong to each mask.
+        size (tuple): (H, W) of the masks.
+
+    Returns:
+        list[dict]: N RLEs ``{"size": [H, W], "counts": bytes}``.
+    """
+    if lengths.numel() == 0:
+        return []
+    height, width = int(size[0]), int(size[1])
+    ends = np.cumsum(lengths.numpy())
+    per_mask = np.split(counts.numpy(), ends[:-1])
+    return mask_util.frPyObjects(
+        [{"size": [height, width], "counts": c} for c in per_mask], height, width
+    )
 
 
 class RLEVideoMask(Sequence):

@@ -1,10 +1,13 @@
 """Windowed long-video inference: equality with whole-video inference, and track linking."""
 
 import numpy as np
+import pycocotools.mask as mask_util
 import pytest
 import torch
 
+from tests.conftest import requires_cuda
 from tests.modeling.tiny_video_model import NUM_CLASSES, NUM_QUERIES, build_tiny_model, random_video
+from video_mask2former.modeling.inference import resize_mask_logits
 from video_mask2former.modeling.windowed_inference import (
     TrackAccumulator,
     WindowOutput,
@@ -213,3 +216,49 @@ def test_maps_without_positive_logits_are_empty_without_resizing(monkeypatch):
     areas = {t: m.areas() for t, m in zip(result["pred_track_ids"], result["pred_masks"])}
     assert areas[0][0] > 0 and areas[0][1] > 0 and areas[3][0] > 0 and areas[3][1] == 0
     assert all(areas[t] == [0, 0] for t in (1, 2, 4))
+
+
+def _random_window(seed, device, num_frames=3, size=8):
+    """A WindowOutput with random logits, embeddings and masks; some maps entirely <= 0."""
+    generator = torch.Generator().manual_seed(seed)
+    masks = torch.randn(NUM_QUERIES, num_frames, size, size, generator=generator) * 3
+    masks[1] = -masks[1].abs()  # track 1: no candidate map
+    masks[2, 0] = -masks[2, 0].abs()  # track 2: none in its first frame
+    # Track 3: one candidate map, whose only positive logit lies in the padding (cropped away).
+    masks[3] = -5.0
+    masks[3, 1, -1, -1] = 1.0
+    return WindowOutput(
+        pred_logits=torch.randn(NUM_QUERIES, NUM_CLASSES + 1, generator=generator).to(device),
+        pred_masks=masks.to(device),
+        pred_embeds=torch.randn(NUM_QUERIES, 16, generator=generator).to(device),
+        padded_size=(32, 32),
+        image_size=(30, 27),
+    )
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=requires_cuda)])
+@pytest.mark.parametrize("maps_per_chunk", [1, 4, 1000])
+def test_masks_and_activity_match_dense_reference(device, maps_per_chunk):
+    """Per track: its RLEs are pycocotools' encoding of the densely resized masks, and it is
+    active in a window exactly when one of its resized masks has a foreground pixel."""
+    output_size = (23, 41)
+    windows = [_random_window(seed, device) for seed in (0, 1)]
+    tracks = TrackAccumulator(output_size=output_size, maps_per_chunk=maps_per_chunk)
+    orders = [tracks.add(window) for window in windows]
+    result = tracks.result(topk=NUM_QUERIES * NUM_CLASSES)
+    dense = torch.cat(
+        [
+            resize_mask_logits(w.pred_masks[o.to(device)], w.padded_size, w.image_size, output_size)
+            > 0
+            for w, o in zip(windows, orders)
+        ],
+        dim=1,
+    ).cpu()  # (Q, T, H, W) in track order, resized on the windows' device
+    for track, mask in zip(result["pred_track_ids"], result["pred_masks"]):
+        frames = np.asfortranarray(dense[track].permute(1, 2, 0).numpy().astype(np.uint8))
+        assert mask.rles == mask_util.encode(frames)
+    active = dense.unflatten(1, (len(windows), -1)).flatten(2).any(dim=2)  # (Q, windows)
+    assert torch.equal(tracks._active_windows, active.sum(dim=1).float())
+    assert 0 < int(active.sum()) < active.numel()  # not vacuous
+    for window_index, order in enumerate(orders):  # queries 1 and 3 are never active
+        assert not active[order.argsort()[[1, 3]], window_index].any()

@@ -12,9 +12,10 @@ previous window's by Hungarian matching on cosine similarity, so query slot ``j`
 continues **track** ``j``. There are always Q tracks.
 
 What is kept of a finished window is small: per track, its class probabilities (summed), whether it
-was active, and its masks resized to the output size, thresholded and run-length encoded on the
-CPU. Features, logits and float masks of the window are dropped, so memory does not grow with T
-beyond the RLEs of the results.
+was active, and its masks resized to the output size, thresholded and run-length encoded (on a GPU
+the run lengths are computed there and only they are copied to the host). Features, logits and
+float masks of the window are dropped, so memory does not grow with T beyond the RLEs of the
+results.
 
 Decisions (documented in README.md):
 
@@ -140,8 +141,12 @@ class TrackAccumulator:
     def _append_masks(self, window: WindowOutput, order: torch.Tensor) -> torch.Tensor:
         """Resize, threshold and RLE-encode the window's masks in track order.
 
+        Host syncs per window: one for the maps to resize, one per chunk of them on CUDA (the
+        run lengths of :func:`encode_masks` cross to the host chunk by chunk, so device memory
+        stays bounded by ``maps_per_chunk``) and one for the returned flags.
+
         Returns:
-            Tensor: (Q,) bool, whether each track has a foreground pixel in the window.
+            Tensor: (Q,) bool CPU, whether each track has a foreground pixel in the window.
         """
         masks = window.pred_masks[order]  # (Q, W, h, w)
         num_queries, num_frames = masks.shape[:2]
@@ -150,22 +155,23 @@ class TrackAccumulator:
         candidates = masks.flatten(2).amax(dim=2) > MASK_LOGIT_THRESHOLD  # (Q, W)
         flat_indices = candidates.flatten().nonzero()[:, 0]  # q * W + f of the maps to resize
         maps = masks.flatten(0, 1)  # (Q*W, h, w)
-        window_rles = [[self._empty_rle] * num_frames for _ in range(num_queries)]
-        active = torch.zeros(num_queries, dtype=torch.bool)
+        has_pixels = torch.zeros(num_queries * num_frames, dtype=torch.bool, device=masks.device)
+        rles = []
         for start in range(0, len(flat_indices), self.maps_per_chunk):
             indices = flat_indices[start : start + self.maps_per_chunk]
             logits = resize_mask_logits(
                 maps[indices][:, None], window.padded_size, window.image_size, self.output_size
             )  # (n, 1, H, W)
-            binary = logits[:, 0] > MASK_LOGIT_THRESHOLD
-            foreground = binary.flatten(1).any(dim=1).tolist()
-            for flat, rle, has_pixels in zip(indices.tolist(), encode_masks(binary), foreground):
-                query, frame = divmod(flat, num_frames)
-                window_rles[query][frame] = rle
-                active[query] |= has_pixels
-        for track, rles in zip(self._rles, window_rles):
-            track.extend(rles)
-        return active
+            binary = logits[:, 0] > MASK_LOGIT_THRESHOLD  # (n, H, W)
+            has_pixels[indices] = binary.flatten(1).any(dim=1)
+            rles.extend(encode_masks(binary))
+        window_rles = [[self._empty_rle] * num_frames for _ in range(num_queries)]
+        for flat, rle in zip(flat_indices.tolist(), rles):
+            query, frame = divmod(flat, num_frames)
+            window_rles[query][frame] = rle
+        for track, track_rles in zip(self._rles, window_rles):
+            track.extend(track_rles)
+        return has_pixels.view(num_queries, num_frames).any(dim=1).cpu()
 
     def track_scores(self) -> torch.Tensor:
         """(Q, K) class probabilities of the tracks, averaged over their active windows."""
