@@ -1,0 +1,148 @@
+"""The window network exported with torch.export and to ONNX (onnxruntime), and windowed
+inference on the ONNX file."""
+
+import pytest
+import torch
+
+import mask2former_ops
+from video_mask2former.export import (
+    OnnxWindowPredictor,
+    WindowNetwork,
+    deformable_attention_implementation,
+    export_onnx,
+    export_program,
+)
+from video_mask2former.modeling.build import build_video_maskformer
+from video_mask2former.modeling.windowed_inference import windowed_inference
+
+# A small network (R50 backbone, narrow decoder) so that export runs in seconds.
+TINY = dict(
+    num_classes=3,
+    num_queries=5,
+    hidden_dim=32,
+    dim_feedforward=64,
+    dec_layers=2,
+    conv_dim=32,
+    mask_dim=32,
+    transformer_enc_layers=1,
+    transformer_dim_feedforward=64,
+)
+HEIGHT, WIDTH = 70, 100  # not multiples of 32: the network pads inside
+ONNX_TOLERANCE = 1e-3
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_video_maskformer("R50", **TINY).eval()
+
+
+def _frames(num_frames, seed=0, height=HEIGHT, width=WIDTH):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (num_frames, 3, height, width), generator=gen).float()
+
+
+def test_window_network_equals_the_model_window_prediction(model):
+    frames = _frames(3)
+    with torch.no_grad():
+        logits, masks, embeds = WindowNetwork(model)(frames)
+        expected = model.predict_window(list(frames))
+    assert masks.shape == expected.pred_masks.shape == (5, 3, 96 // 4, 128 // 4)
+    torch.testing.assert_close(logits, expected.pred_logits)
+    torch.testing.assert_close(masks, expected.pred_masks)
+    torch.testing.assert_close(embeds, expected.pred_embeds)
+
+
+def test_implementation_switch_is_restored(model):
+    modules = [m for m in model.modules() if isinstance(m, mask2former_ops.MSDeformAttn)]
+    assert modules and all(m.implementation == "auto" for m in modules)
+    with deformable_attention_implementation(model, "pytorch"):
+        assert all(m.implementation == "pytorch" for m in modules)
+    assert all(m.implementation == "auto" for m in modules)
+
+
+@pytest.mark.skipif(not mask2former_ops.is_compiled(), reason="needs mask2former_ops._C")
+def test_torch_export_matches_and_takes_any_window_length(model):
+    program = export_program(model, _frames(3))
+    targets = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
+    assert "mask2former_ops.ms_deform_attn.default" in targets  # one node, not decomposed
+    for num_frames in (3, 1, 5):
+        frames = _frames(num_frames, seed=num_frames)
+        with torch.no_grad():
+            expected = WindowNetwork(model)(frames)
+            got = program.module()(frames)
+        for g, e in zip(got, expected):
+            torch.testing.assert_close(g, e)
+
+
+@pytest.fixture(scope="module")
+def onnx_file(model, tmp_path_factory):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    path = str(tmp_path_factory.mktemp("onnx") / "window.onnx")
+    export_onnx(model, _frames(2), path)
+    return path
+
+
+def test_onnx_matches_pytorch_within_tolerance(model, onnx_file):
+    predictor = OnnxWindowPredictor(onnx_file, size_divisibility=model.size_divisibility)
+    for num_frames in (2, 4, 1):
+        frames = _frames(num_frames, seed=10 + num_frames)
+        with torch.no_grad():
+            expected = model.predict_window(list(frames))
+        got = predictor(list(frames))
+        assert got.padded_size == expected.padded_size and got.image_size == expected.image_size
+        for name in ("pred_logits", "pred_masks", "pred_embeds"):
+            diff = (getattr(got, name) - getattr(expected, name)).abs().max().item()
+            assert diff < ONNX_TOLERANCE, f"{name} (T={num_frames}): max abs diff {diff}"
+
+
+def test_windowed_inference_on_onnx_equals_pytorch(model, onnx_file):
+    predictor = OnnxWindowPredictor(onnx_file, size_divisibility=model.size_divisibility)
+    frames = list(_frames(5, seed=3))  # windows of 2, 2 and 1 frames
+    with torch.no_grad():
+        expected = windowed_inference(model.predict_window, frames, 2, (HEIGHT, WIDTH), topk=4)
+    got = windowed_inference(predictor, frames, 2, (HEIGHT, WIDTH), topk=4)
+    assert got["pred_labels"] == expected["pred_labels"]
+    assert got["pred_track_ids"] == expected["pred_track_ids"]
+    torch.testing.assert_close(
+        torch.tensor(got["pred_scores"]), torch.tensor(expected["pred_scores"]), atol=1e-4, rtol=0
+    )
+    for g, e in zip(got["pred_masks"], expected["pred_masks"]):
+        # masks agree except where a logit sits within float noise of the threshold
+        disagree = (g.to_tensor() != e.to_tensor()).float().mean().item()
+        assert disagree < 1e-3
+
+
+def test_onnx_predictor_rejects_frames_of_another_size(onnx_file):
+    predictor = OnnxWindowPredictor(onnx_file)
+    with pytest.raises(ValueError, match=f"exported for {HEIGHT}x{WIDTH} frames, got 64x64"):
+        predictor(list(_frames(2, height=64, width=64)))
+
+
+def test_onnx_predictor_rejects_a_file_that_is_not_a_window_network(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["image"], ["out"])],
+        "other",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1])],
+    )
+    path = tmp_path / "other.onnx"
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+    onnx.save(model, str(path))
+    with pytest.raises(ValueError, match=r"other\.onnx: expected an ONNX window network"):
+        OnnxWindowPredictor(str(path))
+
+
+def test_onnx_predictor_names_a_file_that_is_not_onnx(tmp_path):
+    pytest.importorskip("onnxruntime")
+    path = tmp_path / "weights.onnx"
+    path.write_bytes(b"not an onnx file")
+    with pytest.raises(ValueError, match=r"weights\.onnx: not a loadable ONNX model"):
+        OnnxWindowPredictor(str(path))
+    with pytest.raises(FileNotFoundError, match="missing.onnx"):
+        OnnxWindowPredictor(str(tmp_path / "missing.onnx"))
