@@ -146,3 +146,32 @@ def test_onnx_predictor_names_a_file_that_is_not_onnx(tmp_path):
         OnnxWindowPredictor(str(path))
     with pytest.raises(FileNotFoundError, match="missing.onnx"):
         OnnxWindowPredictor(str(tmp_path / "missing.onnx"))
+
+
+def test_onnx_of_the_official_r50_network_on_the_parity_weights(tmp_path):
+    """The paper's R50 network with the parity fixture's deterministic weights: onnxruntime
+    within ONNX_TOLERANCE of PyTorch on the fixture's video."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    import os
+
+    from tests.conftest import DATA_DIR
+    from tests.parity_weights import deterministic_state_dict
+
+    fixture = torch.load(
+        os.path.join(DATA_DIR, "parity", "r50_T3_96x128_seed2024.pt"), weights_only=True
+    )
+    model = build_video_maskformer("R50")
+    model.load_state_dict(deterministic_state_dict(model))
+    model.eval()
+    frames = torch.stack([f.float() for f in fixture["video"]])  # (3, 3, 96, 128)
+    path = str(tmp_path / "r50.onnx")
+    export_onnx(model, frames, path)
+    got = OnnxWindowPredictor(path)(list(frames))
+    with torch.no_grad():
+        expected = model.predict_window(list(frames))
+    for name in ("pred_logits", "pred_masks", "pred_embeds"):
+        diff = (getattr(got, name) - getattr(expected, name)).abs().max().item()
+        assert diff < ONNX_TOLERANCE, f"{name}: max abs diff {diff}"
+    # and PyTorch here is the official network: its logits are the fixture's
+    torch.testing.assert_close(expected.pred_logits, fixture["pred_logits"], atol=1e-3, rtol=0)

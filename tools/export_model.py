@@ -1,0 +1,149 @@
+#!/usr/bin/env python
+"""Export the network of one window of T frames to ONNX or ``torch.export``; check and time it.
+
+The exported network takes ``frames`` (T, 3, H, W) float32 RGB 0..255 (any T up to 1,024; H x W
+fixed at export) and returns ``pred_logits`` (Q, K+1), ``pred_masks`` (Q, T, H/4, W/4) rounded up
+to the padding, and ``pred_embeds`` (Q, C): what windowed inference consumes
+(``video_mask2former.export``). After writing the file it runs it on a random test window and
+prints the largest difference from PyTorch; ``--benchmark-iters N`` also times both (ms/frame, on
+the CPU, median of N).
+
+The model comes from a detectron2 config (``--config-file``, plus ``KEY VALUE`` overrides such as
+``MODEL.WEIGHTS model_final.pkl``; needs detectron2), or without detectron2 from ``--backbone``,
+``--num-classes`` and ``--weights``.
+
+Examples:
+    python tools/export_model.py \\
+        --config-file configs/youtubevis_2019/video_maskformer2_R50_bs16_8ep.yaml \\
+        --format onnx --frames 10 --output r50_w10.onnx MODEL.WEIGHTS model_final_34112b.pkl
+    python tools/export_model.py --backbone R50 --num-classes 40 --weights model_final_34112b.pkl \\
+        --format torch-export --frames 10 --output r50_w10.pt2
+"""
+
+import argparse
+import statistics
+import sys
+import time
+
+import torch
+
+from video_mask2former.export import (
+    OnnxWindowPredictor,
+    WindowNetwork,
+    export_onnx,
+    export_program,
+)
+
+FORMATS = ("onnx", "torch-export")
+
+
+def build_model(args: argparse.Namespace) -> torch.nn.Module:
+    """The model in eval mode on the CPU, with its weights (for inference: every key must fit)."""
+    if args.config_file:
+        try:
+            from detectron2.modeling import build_model as d2_build_model
+        except ImportError:
+            sys.exit("--config-file needs detectron2; without it use --backbone / --weights")
+        from video_mask2former.d2.checkpoint import VideoCheckpointer
+        from video_mask2former.d2.config import get_video_cfg
+
+        cfg = get_video_cfg(args.config_file, args.opts)
+        cfg.MODEL.DEVICE = "cpu"
+        model = d2_build_model(cfg).eval()
+        if cfg.MODEL.WEIGHTS:
+            VideoCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+        return model
+    if args.opts:
+        sys.exit(f"KEY VALUE overrides {args.opts} need --config-file")
+    from video_mask2former.checkpoint import load_checkpoint
+    from video_mask2former.modeling.build import build_video_maskformer
+
+    model = build_video_maskformer(args.backbone, num_classes=args.num_classes).eval()
+    if args.weights:
+        load_checkpoint(model, args.weights)
+    else:
+        print("no --weights: exporting random weights", file=sys.stderr)
+    return model
+
+
+def test_frames(args: argparse.Namespace, num_frames: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(args.seed)
+    frames = torch.randint(0, 256, (num_frames, 3, args.height, args.width), generator=generator)
+    return frames.float()
+
+
+def median_ms_per_frame(fn, frames: torch.Tensor, iters: int) -> float:
+    fn(frames)  # warm-up
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        fn(frames)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3 / frames.shape[0]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config-file", type=str, default=None, help="detectron2 YAML config")
+    parser.add_argument("--backbone", type=str, default="R50", help="without --config-file")
+    parser.add_argument("--num-classes", type=int, default=40, help="without --config-file")
+    parser.add_argument("--weights", type=str, default=None, help="without --config-file")
+    parser.add_argument("--format", type=str, required=True, choices=FORMATS)
+    parser.add_argument("--frames", type=int, default=10, help="T of the example window")
+    parser.add_argument("--height", type=int, default=360, help="frame height (fixed at export)")
+    parser.add_argument("--width", type=int, default=640, help="frame width (fixed at export)")
+    parser.add_argument("--output", type=str, required=True, help="the file to write")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the test window")
+    parser.add_argument(
+        "--benchmark-iters", type=int, default=0, help="also time PyTorch and the export (CPU)"
+    )
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
+    args = parser.parse_args(argv)
+
+    model = build_model(args)
+    frames = test_frames(args, args.frames)
+    network = WindowNetwork(model).eval()
+    start = time.perf_counter()
+    if args.format == "onnx":
+        export_onnx(model, frames, args.output)
+        predictor = OnnxWindowPredictor(args.output, size_divisibility=model.size_divisibility)
+
+        def run_export(x):
+            out = predictor(list(x))
+            return out.pred_logits, out.pred_masks, out.pred_embeds
+
+    else:
+        program = export_program(model, frames)
+        torch.export.save(program, args.output)
+        exported = torch.export.load(args.output).module()
+
+        def run_export(x):
+            with torch.no_grad():
+                return exported(x)
+
+    print(f"wrote {args.output} ({args.format}) in {time.perf_counter() - start:.1f} s")
+
+    def run_pytorch(x):
+        with torch.no_grad():
+            return network(x)
+
+    check = test_frames(args, args.frames)
+    names = ("pred_logits", "pred_masks", "pred_embeds")
+    worst = 0.0
+    for name, got, expected in zip(names, run_export(check), run_pytorch(check)):
+        diff = (got - expected).abs().max().item()
+        worst = max(worst, diff)
+        print(f"{name}: shape {tuple(got.shape)}, max abs difference from PyTorch {diff:.2e}")
+    if args.benchmark_iters > 0:
+        torch_ms = median_ms_per_frame(run_pytorch, check, args.benchmark_iters)
+        export_ms = median_ms_per_frame(run_export, check, args.benchmark_iters)
+        print(
+            f"CPU ({torch.get_num_threads()} threads), {args.height}x{args.width}, "
+            f"T={args.frames}: PyTorch {torch_ms:.0f} ms/frame, {args.format} {export_ms:.0f} "
+            f"ms/frame ({torch_ms / export_ms:.2f}x)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
