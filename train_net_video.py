@@ -25,9 +25,10 @@ from detectron2.evaluation import verify_results
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from detectron2.utils.logger import setup_logger
 
-from video_mask2former.d2.checkpoint import VideoCheckpointer, check_weights_file
+from video_mask2former.d2.checkpoint import VideoCheckpointer
 from video_mask2former.d2.config import get_video_cfg
 from video_mask2former.d2.datasets import get_video_dataset_dicts
+from video_mask2former.d2.distributed import device_aware_ddp
 from video_mask2former.d2.evaluator import YTVISEvaluator
 from video_mask2former.d2.mapper import YTVISDatasetMapper
 from video_mask2former.d2.solver import build_optimizer
@@ -46,16 +47,28 @@ class Trainer(DefaultTrainer):
     """DefaultTrainer over videos: clip loaders, YTVISEvaluator, the Mask2Former optimizer."""
 
     def __init__(self, cfg):
-        super().__init__(cfg)
-        # Loading (resume_or_load) with the clearer errors and summary of VideoCheckpointer.
+        with device_aware_ddp():  # DDP on CPU too (GLOO): no device_ids for a CPU model
+            super().__init__(cfg)
+
+    def build_hooks(self):
+        # DefaultTrainer.__init__ calls this once, just after making its DetectionCheckpointer:
+        # the hooks (PeriodicCheckpointer) and resume_or_load use a VideoCheckpointer instead
+        # (loading policy, atomic checkpoints, resuming past unreadable ones).
         self.checkpointer = VideoCheckpointer(
-            self._trainer.model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self)
+            self._trainer.model,
+            self.cfg.OUTPUT_DIR,
+            for_training=True,
+            allow_partial=self.cfg.MODEL.ALLOW_PARTIAL_WEIGHTS,
+            trainer=weakref.proxy(self),
         )
+        return super().build_hooks()
 
     def resume_or_load(self, resume=True):
-        if not (resume and self.checkpointer.has_checkpoint()):
-            check_weights_file(self.cfg.MODEL.WEIGHTS)
         super().resume_or_load(resume=resume)
+        if resume and self.start_iter >= self.max_iter:
+            # No step is left, so PeriodicCheckpointer will not write model_final.pth again (a
+            # kill may have cut it): rewrite it from the resumed state unless it is readable.
+            self.checkpointer.ensure_complete("model_final", iteration=self.iter)
 
     def build_writers(self):
         """Console and metrics.json writers, plus TensorBoard when it is installed (optional)."""
@@ -121,9 +134,10 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        VideoCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
-            cfg.MODEL.WEIGHTS, resume=args.resume
+        checkpointer = VideoCheckpointer(
+            model, cfg.OUTPUT_DIR, allow_partial=cfg.MODEL.ALLOW_PARTIAL_WEIGHTS
         )
+        checkpointer.resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         results = Trainer.test(cfg, model)
         if comm.is_main_process():
             verify_results(cfg, results)

@@ -190,3 +190,9 @@ def add_maskformer2_video_config(cfg):
     # Frames whose masks are upsampled to the output size at a time (bounds peak memory);
     # 0 upsamples all frames at once.
     cfg.MODEL.MASK_FORMER.TEST.CHUNK_SIZE = 8
+
+    # Checkpoint loading policy (video_mask2former.checkpoint). False: weights for --eval-only and
+    # the demo must fit the model exactly, and a training initialisation (MODEL.WEIGHTS) must
+    # provide half of the model or its whole backbone, else loading raises an error listing the
+    # keys. True (experts): load whatever fits and only warn.
+    cfg.MODEL.ALLOW_PARTIAL_WEIGHTS = False

@@ -21,6 +21,14 @@ RUN_TIMEOUT_S = 600
 
 
 def _run(root, output_dir, *args):
+    """Run the script; return its log after checking that it succeeded."""
+    proc = _run_process(root, output_dir, *args)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    return log
+
+
+def _run_process(root, output_dir, *args):
     from tests.d2.helpers import REPO_ROOT, SMOKE_CONFIG
 
     env = dict(os.environ, DETECTRON2_DATASETS=str(root), PYTHONPATH=REPO_ROOT)
@@ -33,12 +41,9 @@ def _run(root, output_dir, *args):
         "OUTPUT_DIR",
         str(output_dir),
     ]
-    proc = subprocess.run(
+    return subprocess.run(
         cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
     )
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-4000:]
-    return log
 
 
 def _metrics(output_dir):
@@ -141,3 +146,51 @@ def test_resume_continues_with_the_same_schedule(trained, synthetic_root, tmp_pa
     assert resumed["iteration"] == first["iteration"] == 3
     # STEPS (3,): iteration 3 runs at BASE_LR * GAMMA; a scheduler restarted from 0 would not.
     assert resumed["lr"] == pytest.approx(first["lr"]) and first["lr"] == pytest.approx(3e-5)
+
+
+@pytest.mark.parametrize("weights", ["another_architecture", "no_weights"])
+def test_eval_only_with_weights_that_do_not_fit_fails(synthetic_root, tmp_path, weights):
+    """Issue #10: no random model is scored; the error names the file."""
+    import torch
+    from detectron2.modeling import build_model
+
+    from tests.d2.helpers import SMOKE_CONFIG, video_cfg
+
+    path = tmp_path / f"{weights}.pth"
+    if weights == "no_weights":
+        torch.save({"model": {}}, path)
+        error = "CheckpointFileError"
+    else:
+        opts = ["MODEL.MASK_FORMER.HIDDEN_DIM", 32, "MODEL.MASK_FORMER.NUM_OBJECT_QUERIES", 5]
+        torch.save({"model": build_model(video_cfg(SMOKE_CONFIG, opts)).state_dict()}, path)
+        error = "CheckpointMismatchError"
+    output_dir = tmp_path / "output"
+    proc = _run_process(synthetic_root, output_dir, "--eval-only", "MODEL.WEIGHTS", str(path))
+    assert proc.returncode != 0
+    assert error in proc.stderr and str(path) in proc.stderr
+    assert not (output_dir / "inference").exists()  # no results.json
+
+
+def test_resume_past_a_truncated_final_checkpoint(trained, synthetic_root, tmp_path):
+    """A kill while model_final.pth was written (older versions wrote in place): --resume skips
+    it for model_0000003.pth, has no step left, and rewrites a complete model_final.pth."""
+    import shutil
+
+    import torch
+
+    from video_mask2former.checkpoint import read_checkpoint
+
+    output_dir, _ = trained
+    for name in ("model_0000001.pth", "model_0000003.pth", "model_final.pth", "last_checkpoint"):
+        shutil.copy(os.path.join(output_dir, name), tmp_path / name)
+    assert (tmp_path / "last_checkpoint").read_text() == "model_final.pth"
+    final = tmp_path / "model_final.pth"
+    final.write_bytes(final.read_bytes()[: final.stat().st_size // 2])
+    log = _run(synthetic_root, tmp_path, "--resume")
+    assert f"Cannot resume from {final}" in log
+    assert "Starting training from iteration 4" in log
+    resumed = read_checkpoint(str(tmp_path / "model_0000003.pth"))
+    rewritten = read_checkpoint(str(final))
+    assert resumed.keys() == rewritten.keys()
+    assert all(torch.equal(v, rewritten[k]) for k, v in resumed.items())
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
