@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import mask2former_ops
+from tests.modeling.tiny_video_model import build_tiny_model
 from video_mask2former.export import (
     OnnxWindowPredictor,
     WindowNetwork,
@@ -15,26 +16,13 @@ from video_mask2former.export import (
 from video_mask2former.modeling.build import build_video_maskformer
 from video_mask2former.modeling.windowed_inference import windowed_inference
 
-# A small network (R50 backbone, narrow decoder) so that export runs in seconds.
-TINY = dict(
-    num_classes=3,
-    num_queries=5,
-    hidden_dim=32,
-    dim_feedforward=64,
-    dec_layers=2,
-    conv_dim=32,
-    mask_dim=32,
-    transformer_enc_layers=1,
-    transformer_dim_feedforward=64,
-)
 HEIGHT, WIDTH = 70, 100  # not multiples of 32: the network pads inside
 ONNX_TOLERANCE = 1e-3
 
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    return build_video_maskformer("R50", **TINY).eval()
+    return build_tiny_model().eval()
 
 
 def _frames(num_frames, seed=0, height=HEIGHT, width=WIDTH):

@@ -334,18 +334,40 @@ def cached_checkpoint_path(url: str) -> str:
     return target
 
 
-def read_checkpoint(path: str) -> Dict[str, torch.Tensor]:
-    """The model weights stored in ``path`` (``.pkl`` of detectron2 or ``.pth`` of torch), a
-    local file or an ``http(s)://`` URL (cached, :func:`cached_checkpoint_path`).
+def read_checkpoint(path: str, target=None) -> Dict[str, torch.Tensor]:
+    """The model weights stored in ``path``, in this project's (official) key layout.
+
+    ``path`` is a ``.pkl`` of detectron2 or a ``.pth`` of torch (official keys), a checkpoint in
+    transformers' Mask2Former layout (a folder, a ``.safetensors`` / ``.bin`` file or
+    ``hf://<repo_id>``, converted by :mod:`video_mask2former.hf`), or an ``http(s)://`` URL of a
+    file (cached, :func:`cached_checkpoint_path`).
+
+    Args:
+        target: the model (or backbone name) the weights are for; a transformers checkpoint of
+            another backbone architecture is then an error naming both.
 
     Raises:
         FileNotFoundError: no such file.
         CheckpointFileError: the file is unreadable or holds no weights (the message says why).
     """
+    from . import hf  # here, not at the top: hf imports this module
+
     if is_url(path):
         path = cached_checkpoint_path(path)
+    if hf.is_hf_location(path):
+        return hf.load_hf_state_dict(path, target=target)
     weights = weights_of(_read_file(path), path)
+    if hf.is_hf_checkpoint(weights):  # a single transformers weights file (.bin / .pth)
+        return hf.from_hf_state_dict(weights, source=path, target=target)
     return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in weights.items()}
+
+
+def _hf_target(model: nn.Module):
+    """What a transformers checkpoint is checked against: the model when its backbone is one
+    that layout has (ResNet / Swin), else nothing (the key comparison still applies)."""
+    from . import hf
+
+    return model if hf.has_hf_backbone(model) else None
 
 
 def load_checkpoint(
@@ -370,7 +392,7 @@ def load_checkpoint(
         CheckpointFileError: ``path`` is not a checkpoint.
         CheckpointMismatchError: the policy is not met (nothing is loaded then).
     """
-    weights = read_checkpoint(path)
+    weights = read_checkpoint(path, target=_hf_target(model))
     report = LoadReport.compare(model.state_dict(), weights)
     check_fit(report, path, for_training=for_training, allow_partial=not strict)
     skipped = set(report.unexpected_keys) | {k for k, _, _ in report.shape_mismatches}

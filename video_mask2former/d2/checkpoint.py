@@ -38,6 +38,7 @@ from ..checkpoint import (
     unreadable_checkpoint_error,
     weights_of,
 )
+from .. import hf
 from ..file_io import atomic_write, remove_temporaries
 
 __all__ = ["VideoCheckpointer", "check_weights_file"]
@@ -96,17 +97,31 @@ class VideoCheckpointer(DetectionCheckpointer):
                 f"set MODEL.WEIGHTS to a .pth/.pkl file, or {OPT_OUT} to run the random "
                 "initialisation."
             )
-        check_weights_file(path)
         self._loading_path = path
         if path and is_url(path):  # one cache and one clear error for the library and the scripts
             path = cached_checkpoint_path(path)
         try:
+            if path and hf.is_hf_location(path):  # a folder or hf://: not a file fvcore reads
+                return self._load_hf(path)
+            check_weights_file(path)
             return super().load(path, *args, **kwargs)
         finally:
             self._loading_path = None
             # DetectionCheckpointer.load leaves this set when loading raises, and asserts it is
             # None on the next call (resume_or_load's fallback tries another file).
             self._parsed_url_during_load = None
+
+    def _load_hf(self, path):
+        """Load a transformers-layout checkpoint (folder or ``hf://``) under the policy; it
+        holds only the model (no optimizer or iteration)."""
+        checkpoint = {"model": hf.load_hf_state_dict(path, target=self._hf_target())}
+        incompatible = self._load_model(checkpoint)
+        if incompatible is not None:
+            self._log_incompatible_keys(incompatible)
+        return {}
+
+    def _hf_target(self):
+        return self.model if hf.has_hf_backbone(self.model) else None
 
     def _torch_load(self, f):
         # As fvcore, with weights_only explicit (a checkpoint holds tensors and plain data).
@@ -119,7 +134,10 @@ class VideoCheckpointer(DetectionCheckpointer):
             raise
         except Exception as e:  # any decoding failure (zip, pickle, EOF, ...) of a bad file
             raise unreadable_checkpoint_error(filename, e) from e
-        weights_of(checkpoint, filename)  # a non-empty dict of arrays under "model"
+        weights = weights_of(checkpoint, filename)  # a non-empty dict of arrays under "model"
+        if hf.is_hf_checkpoint(weights):  # one transformers weights file (.bin / .pth)
+            model = hf.from_hf_state_dict(weights, source=filename, target=self._hf_target())
+            return {"model": model, "__author__": "transformers"}
         return checkpoint
 
     def _load_model(self, checkpoint):

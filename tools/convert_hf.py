@@ -1,0 +1,87 @@
+#!/usr/bin/env python
+"""Convert Video Mask2Former weights between this project's (official) layout and transformers'.
+
+Usage::
+
+    # official .pkl / .pth -> a transformers folder (config.json + model.safetensors)
+    python tools/convert_hf.py --to hf model_final.pkl out_folder --backbone swin_tiny \\
+        --dataset ytvis_2019
+    # a transformers folder, weights file or hf://<repo_id>[@revision] -> official .pth / .pkl
+    python tools/convert_hf.py --to official hf://<owner>/<name> model.pth --backbone swin_tiny
+
+The key mapping and what each layout lacks are described in :mod:`video_mask2former.hf`. The
+output ``.pkl`` is a detectron2 model-zoo pickle (``{"model": arrays, "__author__": ...}``, exact
+key names); any other output name gets ``torch.save({"model": state_dict})``.
+"""
+
+import argparse
+import pickle
+import sys
+from typing import Dict, List, Optional
+
+import torch
+
+from video_mask2former.checkpoint import CheckpointFileError, read_checkpoint
+from video_mask2former.data.builtin_meta import metadata_for
+from video_mask2former.file_io import atomic_write
+from video_mask2former.hf import HFCheckpointError, load_hf_state_dict, save_hf_checkpoint
+from video_mask2former.modeling.build import BACKBONES
+
+# "__author__" of the written detectron2 pickles (detectron2 logs it when loading).
+PICKLE_AUTHOR = "transformers Mask2Former, converted by tools/convert_hf.py"
+
+
+def save_official(state_dict: Dict[str, torch.Tensor], path: str) -> None:
+    """Write ``.pkl`` (detectron2 pickle of numpy arrays) or, for other names, a ``.pth``."""
+    if path.endswith(".pkl"):
+        # numpy has no bfloat16: such tensors are stored as float32
+        arrays = {
+            k: (v.float() if v.dtype == torch.bfloat16 else v).numpy()
+            for k, v in state_dict.items()
+        }
+        data = {"model": arrays, "__author__": PICKLE_AUTHOR}
+        atomic_write(path, lambda f: pickle.dump(data, f))
+    else:
+        atomic_write(path, lambda f: torch.save({"model": state_dict}, f))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "input", type=str, help="official .pkl/.pth, or transformers folder/file/hf://"
+    )
+    parser.add_argument("output", type=str, help="transformers folder, or official .pth/.pkl")
+    parser.add_argument("--to", type=str, required=True, choices=("hf", "official"))
+    parser.add_argument(
+        "--backbone",
+        type=str,
+        default=None,
+        choices=BACKBONES,
+        help="check that the weights have this backbone (default: no check)",
+    )
+    parser.add_argument(
+        "--dataset",
+        type=str,
+        default=None,
+        help="with --to hf: class names of config.json from this dataset (e.g. ytvis_2019)",
+    )
+    args = parser.parse_args(argv)
+    if args.dataset and args.to != "hf":
+        parser.error("--dataset only applies to --to hf")
+    try:
+        if args.to == "hf":
+            class_names = metadata_for(args.dataset)["thing_classes"] if args.dataset else None
+            weights = read_checkpoint(args.input)
+            save_hf_checkpoint(args.output, weights, args.backbone, class_names=class_names)
+        else:
+            weights = load_hf_state_dict(args.input, target=args.backbone)
+            save_official(weights, args.output)
+    except (HFCheckpointError, CheckpointFileError, FileNotFoundError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"Wrote {args.output} ({len(weights)} weights in the official layout)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
