@@ -13,8 +13,8 @@ limit, its log goes to ``OUT/logs/<stage>.log``, and a failed stage is recorded 
 - ``env``: GPU, driver, CUDA, torch and Python versions.
 - ``build``: installs the wheels into ``WORK/site``; builds, in parallel, ``mask2former_ops._C``
   in place for the GPU present (``TORCH_CUDA_ARCH_LIST`` from its compute capability, e.g. 9.0 on
-  Hopper), the official Mask2Former deformable-attention op (a copy in ``WORK``, with the one change
-  that makes it compile on current PyTorch, see :func:`prepare_official_ops`) and detectron2
+  Hopper), the official Mask2Former deformable-attention op (a copy in ``WORK`` with only the
+  changes current PyTorch needs, ``tools/_official_source.py``) and detectron2
   (a copy in ``WORK``, its CPU ops: the models use none of its CUDA ops).
 - ``tests``: the op's tests (CUDA cases included) and the model tests, on the GPU.
 - ``sanitizer``: the large-case and vectorised-kernel tests under ``compute-sanitizer`` (memcheck).
@@ -36,6 +36,8 @@ import sys
 import time
 from typing import Dict, List, Optional
 
+from _official_source import OFFICIAL_OPS_DIR, is_prepared, prepare_official_source
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = os.path.join(ROOT, "tools")
 STAGES = ("env", "build", "tests", "sanitizer", "ops", "e2e", "long", "profile", "report")
@@ -51,29 +53,12 @@ STAGE_TIMEOUTS = {
     "profile": 300,
     "report": 60,
 }
-# Where the official code keeps its deformable-attention op, and the textual changes that make it
-# compile on current PyTorch (Tensor::type() was removed; scalar_type() / is_cuda() replace it).
-OFFICIAL_OPS_DIR = os.path.join("mask2former", "modeling", "pixel_decoder", "ops")
-OFFICIAL_OPS_PATCHES = (
-    (".type().is_cuda()", ".is_cuda()"),
-    ("value.type()", "value.scalar_type()"),
-)
 
 
 def stage_timeout(args: argparse.Namespace, stage: str) -> float:
     """A stage's time limit: its own, cut to what is left of ``--deadline-seconds``."""
     left = args.deadline_seconds - (time.perf_counter() - args.started)
     return max(10.0, min(STAGE_TIMEOUTS[stage], left))
-
-
-def nvidia_include_dirs() -> List[str]:
-    """Header folders of the ``nvidia-*`` wheels (e.g. cusparse.h, which torch's CUDA headers
-    include and a bare toolkit may lack)."""
-    import glob
-    import site
-
-    roots = site.getsitepackages() + [site.getusersitepackages()]
-    return sorted(d for r in roots for d in glob.glob(os.path.join(r, "nvidia", "*", "include")))
 
 
 def log_path(out: str, stage: str) -> str:
@@ -115,25 +100,6 @@ def cuda_arch_list() -> str:
 
     major, minor = torch.cuda.get_device_capability()
     return f"{major}.{minor}"
-
-
-def prepare_official_ops(official_src: str, target: str) -> None:
-    """Copy the official deformable-attention op to ``target`` and apply
-    :data:`OFFICIAL_OPS_PATCHES` (the only change it needs to compile on current PyTorch)."""
-    if os.path.isdir(target):
-        shutil.rmtree(target)
-    shutil.copytree(os.path.join(official_src, OFFICIAL_OPS_DIR), target)
-    for folder, _, files in os.walk(os.path.join(target, "src")):
-        for name in files:
-            path = os.path.join(folder, name)
-            with open(path) as f:
-                text = f.read()
-            patched = text
-            for old, new in OFFICIAL_OPS_PATCHES:
-                patched = patched.replace(old, new)
-            if patched != text:
-                with open(path, "w") as f:
-                    f.write(patched)
 
 
 def stage_env(args, log) -> Dict:
@@ -180,7 +146,6 @@ def stage_env(args, log) -> Dict:
 def stage_build(args, log) -> Dict:
     env = child_env(args)
     env["TORCH_CUDA_ARCH_LIST"] = os.environ.get("TORCH_CUDA_ARCH_LIST") or cuda_arch_list()
-    env["CPATH"] = os.pathsep.join(nvidia_include_dirs() + [os.environ.get("CPATH", "")])
     os.makedirs(args.work, exist_ok=True)
     result = {"torch_cuda_arch_list": env["TORCH_CUDA_ARCH_LIST"]}
     if args.wheels:
@@ -209,13 +174,13 @@ def stage_build(args, log) -> Dict:
         result["wheels"] = code == 0
     builds = {"mask2former_ops": ([sys.executable, "setup.py", "build_ext", "--inplace"], ROOT, {})}
     if args.official_src:
-        ops = os.path.join(args.work, "official_ops")
-        prepare_official_ops(args.official_src, ops)
-        builds["official_ops"] = (
-            [sys.executable, "setup.py", "build_ext", "--inplace"],
-            ops,
-            {"FORCE_CUDA": "1"},
-        )
+        # A patched copy (tools/_official_source.py: only what current PyTorch needs), built in a
+        # child so that it compiles in parallel with the rest.
+        official = os.path.join(args.work, "official")
+        if not is_prepared(args.official_src, official):
+            prepare_official_source(args.official_src, official)
+        build = f"import _official_source as o; o.build_official_ops({official!r})"
+        builds["official_ops"] = ([sys.executable, "-c", build], TOOLS, {})
     if args.detectron2_src:
         d2 = os.path.join(args.work, "detectron2")
         if not os.path.isdir(d2):
@@ -358,7 +323,7 @@ def stage_ops(args, log) -> Dict:
         "--warmup",
         "5",
     ]
-    ops = os.path.join(args.work, "official_ops")
+    ops = os.path.join(args.work, "official", OFFICIAL_OPS_DIR)
     if os.path.isdir(ops):
         tool_args += ["--original-ops", ops]
     return run_tool(args, log, "ops", "benchmark_ms_deform_attn.py", tool_args)
@@ -368,6 +333,7 @@ def stage_e2e(args, log) -> Dict:
     tool_args = list(args.e2e_args)
     if args.official_src:
         tool_args += ["--official-src", args.official_src]
+        tool_args += ["--official-work", os.path.join(args.work, "official")]
     return run_tool(args, log, "e2e", "benchmark_vs_official.py", tool_args)
 
 

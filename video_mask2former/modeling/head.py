@@ -23,6 +23,10 @@ class MaskFormerHead(nn.Module):
         num_classes (int): K.
     """
 
+    # The official module's state-dict version: checkpoints saved here record it, so the official
+    # code loads them as they are (it renames the keys of versions < 2 as pre-release layouts).
+    _version = 2
+
     def __init__(self, *, pixel_decoder: nn.Module, predictor: nn.Module, num_classes: int):
         super().__init__()
         self.pixel_decoder = pixel_decoder

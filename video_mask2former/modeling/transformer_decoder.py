@@ -240,6 +240,10 @@ class VideoMultiScaleMaskedTransformerDecoder(nn.Module):
         enforce_input_project (bool): project the features even when ``in_channels == hidden_dim``.
     """
 
+    # The official module's state-dict version: checkpoints saved here record it, so the official
+    # code loads them as they are (it renames the keys of versions < 2 as pre-release layouts).
+    _version = 2
+
     def __init__(
         self,
         *,
