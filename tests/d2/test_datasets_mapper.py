@@ -108,3 +108,19 @@ def test_mapper_output_trains_the_model(synthetic_root):
     losses = model([mapper(r) for r in records[:2]])
     assert set(losses) >= {"loss_ce", "loss_mask", "loss_dice"}
     assert all(torch.isfinite(v) for v in losses.values())
+
+
+@pytest.mark.parametrize("is_train", [True, False])  # training, and evaluation's frames
+def test_mapper_rejects_a_damaged_frame(synthetic_root, tmp_path, is_train):
+    from detectron2.data import DatasetCatalog
+
+    from tests.d2.helpers import SMOKE_CONFIG, video_cfg
+    from tests.data_pipeline.helpers import write_damaged_jpeg
+    from video_mask2former.d2.mapper import YTVISDatasetMapper
+    from video_mask2former.data.frames import CorruptFrameError
+
+    record = dict(DatasetCatalog.get(_register(synthetic_root))[0])
+    bad = write_damaged_jpeg(tmp_path / "00000.jpg", "zeroed_tail", height=64, width=80)
+    record["file_names"] = [bad] * record["length"]
+    with pytest.raises(CorruptFrameError, match=f"Frame '{bad}' is a damaged JPEG"):
+        YTVISDatasetMapper(video_cfg(SMOKE_CONFIG), is_train=is_train)(record)

@@ -1,13 +1,17 @@
 """The clip mapper on a tiny synthetic dataset written into tmp_path."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from tests.data_pipeline.helpers import DAMAGES, write_damaged_jpeg
 from video_mask2former.data.augmentation import build_clip_augmentation
 from video_mask2former.data.builtin_meta import SYNTHETIC_CATEGORIES
 from video_mask2former.data.clip_mapper import ClipDatasetMapper, masks_to_boxes
+from video_mask2former.data.frames import CorruptFrameError
 from video_mask2former.data.synthetic import write_synthetic_ytvis
 from video_mask2former.data.ytvis import load_ytvis_json
 from video_mask2former.structures import FrameInstances
@@ -122,3 +126,18 @@ def test_missing_or_unreadable_frame_names_the_file(records, tmp_path):
     record["file_names"] = [str(wrong)] * record["length"]
     with pytest.raises(ValueError, match="wrong.jpg.*10x10.*40x32"):
         _train_mapper()(record, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+@pytest.mark.parametrize("is_train", [True, False])  # training, and the frames of evaluation
+def test_damaged_frame_is_an_error_naming_the_file(records, tmp_path, damage, is_train):
+    record = dict(records[0])
+    bad = write_damaged_jpeg(tmp_path / "00001.jpg", damage, height=32, width=40)
+    record["file_names"] = [bad] * record["length"]
+    if is_train:
+        mapper = _train_mapper()
+    else:
+        aug = build_clip_augmentation(is_train=False, min_size_test=32)
+        mapper = ClipDatasetMapper(is_train=False, augmentations=aug)
+    with pytest.raises(CorruptFrameError, match=re.escape(bad)):
+        mapper(record, np.random.default_rng(0))

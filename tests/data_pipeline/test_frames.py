@@ -1,8 +1,20 @@
+"""Frame reading: strict decoding of damaged frames, and the demo's frame sources."""
+
+import io
+import re
+
 import cv2
 import numpy as np
 import pytest
+from PIL import Image, ImageOps
 
-from video_mask2former.data.frames import FrameSource, FrameSourceError
+from tests.data_pipeline.helpers import DAMAGES, jpeg_bytes, write_damaged_jpeg
+from video_mask2former.data.frames import (
+    CorruptFrameError,
+    FrameSource,
+    FrameSourceError,
+    read_frame,
+)
 
 
 def _write_frames(folder, count, height=24, width=32):
@@ -82,3 +94,40 @@ def test_several_inputs_are_concatenated_in_order(tmp_path):
         FrameSource([str(tmp_path / "00000.png"), str(tmp_path / "nope.png")])
     with pytest.raises(FrameSourceError, match="matches no image file"):
         FrameSource(str(tmp_path / "*.jpg"))
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_damaged_jpeg_is_an_error_naming_the_file(tmp_path, damage):
+    good = tmp_path / "00000.jpg"
+    good.write_bytes(jpeg_bytes())
+    bad = write_damaged_jpeg(tmp_path / "00001.jpg", damage)
+    assert read_frame(str(good)).shape == (48, 64, 3)
+    with pytest.raises(CorruptFrameError, match=re.escape(f"Frame {bad!r} is a damaged JPEG")):
+        read_frame(bad)
+    # the demo's frames: an error at the damaged frame, not a smeared image
+    frames = iter(FrameSource(str(tmp_path)))
+    next(frames)
+    with pytest.raises(FrameSourceError, match=re.escape(f"Frame {bad!r} is a damaged JPEG")):
+        next(frames)
+
+
+def test_truncated_png_is_an_error(tmp_path):
+    path = tmp_path / "frame.png"
+    cv2.imwrite(str(path), np.full((24, 32, 3), 7, np.uint8))
+    path.write_bytes(path.read_bytes()[:-30])
+    with pytest.raises(CorruptFrameError, match="frame.png"):
+        read_frame(str(path))
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_pixels_match_pillow_with_exif_orientation(tmp_path, orientation):
+    """Strict decoding gives the pixels the mapper got from Pillow (detectron2's reader)."""
+    path = tmp_path / "frame.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    with Image.open(io.BytesIO(jpeg_bytes(24, 32))) as img:
+        img.save(path, exif=exif.tobytes())
+    with Image.open(path) as img:
+        expected = np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+    np.testing.assert_array_equal(read_frame(str(path)), expected)
+    np.testing.assert_array_equal(read_frame(str(path), "BGR"), expected[:, :, ::-1])

@@ -116,16 +116,43 @@ def test_test_split_without_annotations():
     "edit, message",
     [
         (lambda d: d["annotations"][0]["segmentations"].append(None),
-         r"annotation 1 of video 7: 'segmentations' has 3 entries, expected one per frame \(2"),
+         r"annotation 1 of video 7: 'segmentations' has 3 entries, expected a list with one entry "
+         r"per frame \(2"),
         (lambda d: d["annotations"][1].update(video_id=99), r"annotation 2 refers to video 99"),
         (lambda d: d["annotations"][2].update(category_id=42),
          r"annotation 3 of video 7 has category_id 42"),
         (lambda d: d["annotations"][2]["segmentations"][1].update(size=[4, 4]),
-         r"annotation 3 frame 1: RLE size \[4, 4\]"),
+         r"annotation 3 of video 7, frame 1: RLE size \[4, 4\]"),
         (lambda d: d["videos"][0]["file_names"].pop(), r"video 7 has length 2 but 1 file_names"),
         (lambda d: d["annotations"][1].update(id=1), r"annotation id 1 appears more than once"),
         (lambda d: d["annotations"][0]["segmentations"].__setitem__(0, "x"),
-         r"annotation 1 frame 0: expected polygons"),
+         r"annotation 1 of video 7, frame 0: expected polygons"),
+        # RLEs whose run lengths do not cover H x W (pycocotools would decode garbage)
+        (lambda d: d["annotations"][2]["segmentations"][1].update(counts="0"),
+         r"annotation 3 of video 7, frame 1: RLE 'counts' sums to 0 pixels, expected H x W = "
+         r"8 x 10 = 80"),
+        (lambda d: d["annotations"][2]["segmentations"][1].update(counts="!!garbage"),
+         r"annotation 3 of video 7, frame 1: RLE 'counts' is not a valid compressed RLE string: "
+         r"character '!' at position 0"),
+        (lambda d: d["annotations"][1]["segmentations"][0].update(counts=[-1, 81]),
+         r"annotation 2 of video 7, frame 0: RLE 'counts' has a negative run length \(-1\)"),
+        (lambda d: d["annotations"][1]["segmentations"][0].update(counts=[79]),
+         r"annotation 2 of video 7, frame 0: RLE 'counts' sums to 79 pixels"),
+        # wrong JSON types
+        (lambda d: d["annotations"][1].update(video_id=[7]),
+         r"annotation 2: 'video_id' is a list \(\[7\]\), expected an integer"),
+        (lambda d: d["annotations"][1].update(category_id=None),
+         r"annotation 2 of video 7: 'category_id' is null, expected an integer"),
+        (lambda d: d.update(videos={"7": d["videos"][0]}),
+         r"expected a 'videos' list, got an object"),
+        (lambda d: d.pop("videos"), r"expected a 'videos' list, got nothing"),
+        (lambda d: d.update(annotations={}),
+         r"'annotations' is an object \(\{\}\), expected a list"),
+        (lambda d: d["annotations"][0].update(segmentations=None),
+         r"annotation 1 of video 7: 'segmentations' is null, expected a list with one entry per "
+         r"frame"),
+        (lambda d: d["videos"][0].update(file_names=None), r"video 7: 'file_names' is null"),
+        (lambda d: d["videos"][0].update(height="8"), r"video 7: 'height' is a string"),
     ],
 )  # fmt: skip
 def test_validation_errors_name_file_and_ids(tmp_path, edit, message):

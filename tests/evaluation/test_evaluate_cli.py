@@ -43,3 +43,36 @@ def test_cli_bad_input_exits_with_a_message(tmp_path):
     proc = _run("--gt", CASE + "_gt.json", "--results", str(unreadable))
     assert proc.returncode != 0 and "not valid JSON" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_cli_corrupt_ground_truth_rle_is_an_error_not_a_score(tmp_path):
+    data = json.loads(open(CASE + "_gt.json").read())
+    ann = next(a for a in data["annotations"] if a["segmentations"][1] is not None)
+    ann["segmentations"][1]["counts"] = "!!garbage"  # pycocotools: an area of ~4e9 pixels
+    bad = tmp_path / "gt.json"
+    bad.write_text(json.dumps(data))
+    proc = _run("--gt", str(bad), "--results", CASE + "_results.json")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{bad}: annotation {ann['id']} of video {ann['video_id']}, frame 1" in proc.stderr
+    assert "not a valid compressed RLE string" in proc.stderr
+
+
+def test_cli_scores_a_2022_folder_short_and_long_apart(tmp_path):
+    from video_mask2former.data.synthetic import generate_synthetic_ytvis
+    from video_mask2former.evaluation.ytvis2022 import combine_2022_split
+
+    short, _ = generate_synthetic_ytvis(num_videos=2, num_frames=3, height=24, width=32, seed=0)
+    long, _ = generate_synthetic_ytvis(num_videos=1, num_frames=9, height=24, width=32, seed=1)
+    for name, dataset in combine_2022_split(short, long).items():
+        (tmp_path / name).write_text(json.dumps(dataset))
+    keys = ("video_id", "category_id", "segmentations")
+    results = [dict({k: a[k] for k in keys}, score=1.0) for a in short["annotations"]]
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    out = tmp_path / "scores.json"
+    proc = _run(
+        "--gt", str(tmp_path), "--results", str(tmp_path / "results.json"), "--json", str(out)
+    )
+    assert proc.returncode == 0, proc.stderr
+    scores = json.loads(out.read_text())
+    assert (scores["AP_S"], scores["AP_L"], scores["AP"]) == (1.0, 0.0, 0.5)
+    assert "AP (mean of AP_S and AP_L): 0.500" in proc.stdout

@@ -9,6 +9,7 @@ import pycocotools.mask as mask_util
 import pytest
 import torch
 
+import video_mask2former.evaluation.results as results_module
 from tests.conftest import DATA_DIR
 from video_mask2former.evaluation import (
     VideoSpec,
@@ -20,7 +21,6 @@ from video_mask2former.evaluation import (
     video_predictions_to_results,
     write_results_json,
 )
-from video_mask2former.evaluation.results import compressed_rle_totals
 
 T, H, W = 2, 32, 32
 VIDEOS = {7: VideoSpec(length=T, height=H, width=W)}
@@ -80,28 +80,25 @@ def _valid_entries():
         (lambda e: e[1]["segmentations"][0].update(counts="62"), r"entry 1 .*frame 0.*pixels"),
         (lambda e: e[0].update(category_id=0), r"entry 0 \(video 7\).*category_id 0"),
         (lambda e: e[0].update(score=float("nan")), r"entry 0 \(video 7\).*score"),
+        # wrong JSON types (used to crash with "unhashable type: 'list'")
+        (lambda e: e[1].update(video_id=[7]),
+         r"entry 1: video_id \[7\] is a list, expected an integer video id"),
+        (lambda e: e[1].update(category_id=[1]),
+         r"entry 1 \(video 7\): category_id \[1\] is a list, expected an integer category id"),
+        # RLEs that do not cover H x W
+        (lambda e: e[1]["segmentations"][0].update(counts="0"),
+         r"entry 1 \(video 7\), frame 0: 'counts' sums to 0 pixels, expected H x W = 32 x 32"),
+        (lambda e: e[2]["segmentations"][1].update(counts="!!garbage"),
+         r"entry 2 \(video 7\), frame 1: 'counts' is not a valid compressed RLE string: "
+         r"character '!' at position 0"),
     ],
-)
+)  # fmt: skip
 def test_validation_names_the_offending_entry(corrupt, message):
     entries = _valid_entries()
     validate_results(entries, VIDEOS, category_ids=[1, 2, 3])
     corrupt(entries)
     with pytest.raises(YTVISFormatError, match=message):
         validate_results(entries, VIDEOS, category_ids=[1, 2, 3])
-
-
-def test_rle_check_agrees_with_pycocotools():
-    rng = np.random.default_rng(0)
-    strings, pixels = [], []
-    for _ in range(30):
-        h, w = rng.integers(1, 60, size=2)
-        m = rng.random((h, w)) < rng.random()
-        rle = mask_util.encode(np.asfortranarray(m.astype(np.uint8)))
-        strings.append(rle["counts"])
-        pixels.append(h * w)
-    totals, ok = compressed_rle_totals(strings + [b"O", b"6\x7f"])
-    assert ok[:-2].all() and (totals[:-2] == pixels).all()
-    assert not ok[-2:].any()  # a negative run, a character out of range
 
 
 def test_case_results_validate_against_case_ground_truth():
@@ -130,3 +127,76 @@ def test_written_files_get_a_normal_mode(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask  # not mkstemp's 0600
+
+
+def _pair(folder):
+    """(results.json entries, the results.json inside results.zip or None when no zip)."""
+    with open(os.path.join(folder, "results.json")) as f:
+        entries = json.load(f)
+    zip_path = os.path.join(folder, "results.zip")
+    if not os.path.exists(zip_path):
+        return entries, None
+    with zipfile.ZipFile(zip_path) as zf:
+        return entries, json.loads(zf.read("results.json"))
+
+
+def _interrupt_on_call(monkeypatch, owner, name, call):
+    """Make the ``call``-th call of ``owner.name`` raise KeyboardInterrupt (a kill seen by
+    Python); other calls go through."""
+    original, calls = getattr(owner, name), []
+
+    def wrapper(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, wrapper)
+
+
+@pytest.mark.parametrize(
+    "owner, name, call",
+    [
+        (results_module, "_json_bytes", 1),  # serialising the results
+        (results_module, "_zip_bytes", 1),
+        (os, "remove", 1),  # deleting the previous zip
+        (results_module, "atomic_write", 1),  # writing the json's temporary
+        (os, "replace", 1),  # moving the json into place
+        (results_module, "atomic_write", 2),  # writing the zip's temporary
+        (os, "replace", 2),  # moving the zip into place
+    ],
+)
+def test_interrupted_save_never_leaves_a_stale_zip(tmp_path, monkeypatch, owner, name, call):
+    old, new = [{"run": "old"}], [{"run": "new"}]
+    save_results(old, str(tmp_path))
+    _interrupt_on_call(monkeypatch, owner, name, call)
+    with pytest.raises(KeyboardInterrupt):
+        save_results(new, str(tmp_path))
+    monkeypatch.undo()
+    entries, zipped = _pair(tmp_path)
+    assert entries in (old, new)
+    assert zipped is None or zipped == entries  # a zip present is the zip of the json beside it
+    assert sorted(os.listdir(tmp_path)) in (["results.json"], ["results.json", "results.zip"])
+    save_results(new, str(tmp_path))
+    assert _pair(tmp_path) == (new, new)
+
+
+def test_leftover_temporaries_of_a_killed_save_are_removed(tmp_path):
+    (tmp_path / ".results.json.ab12cd34.tmp").write_text('[{"partial')  # as a kill leaves them
+    (tmp_path / ".results.zip.ef56ab78.tmp").write_bytes(b"PK")
+    (tmp_path / "notes.tmp").write_text("not ours")
+    save_results([], str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ["notes.tmp", "results.json", "results.zip"]
+    write_results_json([], str(tmp_path / "results.json"))  # the single-file writer cleans up too
+    (tmp_path / ".results.json.0badf00d.tmp").write_text("")
+    write_results_json([], str(tmp_path / "results.json"))
+    assert sorted(os.listdir(tmp_path)) == ["notes.tmp", "results.json", "results.zip"]
+
+
+def test_saved_pair_gets_a_normal_mode(tmp_path):
+    import stat
+
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in save_results([], str(tmp_path)):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask

@@ -9,7 +9,12 @@ import pycocotools.mask as mask_util
 import pytest
 
 from tests.conftest import DATA_DIR
-from video_mask2former.evaluation import STAT_KEYS, YTVISGroundTruth, evaluate_ytvis
+from video_mask2former.evaluation import (
+    STAT_KEYS,
+    YTVISFormatError,
+    YTVISGroundTruth,
+    evaluate_ytvis,
+)
 from video_mask2former.evaluation.results import encode_mask_frames
 from video_mask2former.evaluation.ytvis_metric import VideoTracks, video_iou
 
@@ -139,3 +144,62 @@ def test_ground_truth_with_a_wrong_frame_count_is_an_error():
     broken["annotations"][0]["segmentations"] = broken["annotations"][0]["segmentations"][:-1]
     with pytest.raises(ValueError, match="video"):
         YTVISGroundTruth(broken)
+
+
+def _set_counts(counts):
+    def edit(d):
+        d["annotations"][0]["segmentations"][0]["counts"] = counts
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        # RLEs that do not cover H x W: pycocotools would read past them (garbage areas and AP)
+        (_set_counts("0"), r"annotation 1 of video 1, frame 0: RLE 'counts' sums to 0 pixels, "
+                           r"expected H x W = 32 x 32 = 1024"),
+        (_set_counts("!!garbage"), r"annotation 1 of video 1, frame 0: RLE 'counts' is not a valid "
+                                   r"compressed RLE string: character '!' at position 0"),
+        (_set_counts([1025, -1]), r"annotation 1 of video 1, frame 0: RLE 'counts' has a negative"),
+        # wrong JSON types
+        (lambda d: d.update(videos={"1": d["videos"][0]}),
+         r"expected a 'videos' list, got an object"),
+        (lambda d: d["annotations"][0].update(video_id=[1]),
+         r"annotation 1: 'video_id' is a list \(\[1\]\), expected an integer"),
+        (lambda d: d["annotations"][0].update(segmentations=None),
+         r"annotation 1 of video 1: 'segmentations' is null, expected a list"),
+        # problems that were already errors
+        (lambda d: d.pop("videos"), r"expected a 'videos' list, got nothing"),
+        (lambda d: d["annotations"][0].update(video_id=9),
+         r"annotation 1 refers to video 9, which is not in 'videos'"),
+        (lambda d: d["annotations"][0].update(category_id=7),
+         r"annotation 1 of video 1 has category_id 7, which is not in 'categories'"),
+        (lambda d: d["annotations"][0]["segmentations"].pop(),
+         r"annotation 1 of video 1: 'segmentations' has 1 entries, expected a list with one entry "
+         r"per frame \(2"),
+    ],
+)  # fmt: skip
+def test_bad_ground_truth_names_file_annotation_and_frame(tmp_path, edit, message):
+    data = _gt_dataset([(1, 1, A, 0), (2, 2, B, 0)])
+    YTVISGroundTruth(data)  # valid before the edit
+    edit(data)
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(YTVISFormatError, match=message) as info:
+        YTVISGroundTruth.from_json(str(path))
+    assert str(info.value).startswith(str(path))
+
+
+def test_truncated_ground_truth_file(tmp_path):
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(_gt_dataset([(1, 1, A, 0)]))[:-20])
+    with pytest.raises(YTVISFormatError, match=r"gt.json is not valid JSON"):
+        YTVISGroundTruth.from_json(str(path))
+
+
+def test_null_annotations_is_a_test_split():
+    data = _gt_dataset([(1, 1, A, 0)])
+    data["annotations"] = None
+    gt = YTVISGroundTruth(data)
+    assert not gt.has_annotations and gt.tracks == {}

@@ -11,40 +11,24 @@ official mapper, its class stays its category in every frame (the official dummy
 "no object" target).
 
 Test time yields every frame, resized, with no instances.
+
+Frames are read by the strict :func:`~video_mask2former.data.frames.read_frame`: a frame that does
+not decode completely (truncated, corrupt JPEG data) is an error naming the file, so the model is
+never trained or evaluated on a damaged image.
 """
 
-import os
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..structures import FrameInstances
 from .augmentation import ClipAugmentationList, TransformList
+from .frames import IMAGE_FORMATS, read_frame
 from .sampling import all_frames, sample_clip_frames
 from .ytvis import decode_segmentation
 
 __all__ = ["ClipDatasetMapper", "read_frame", "masks_to_boxes"]
-
-IMAGE_FORMATS = ("RGB", "BGR")
-
-
-def read_frame(file_name: str, image_format: str = "RGB") -> np.ndarray:
-    """Read one frame as an (H, W, 3) uint8 array in ``image_format`` channel order.
-
-    Raises:
-        FileNotFoundError / OSError: naming the file when it is missing or unreadable.
-    """
-    if not os.path.isfile(file_name):
-        raise FileNotFoundError(f"Frame {file_name!r} does not exist.")
-    try:
-        with Image.open(file_name) as img:
-            img = ImageOps.exif_transpose(img).convert("RGB")
-            array = np.asarray(img)
-    except (UnidentifiedImageError, OSError) as e:
-        raise OSError(f"Cannot read frame {file_name!r} as an image: {e}") from e
-    return array[:, :, ::-1].copy() if image_format == "BGR" else array
 
 
 def masks_to_boxes(masks: np.ndarray) -> np.ndarray:

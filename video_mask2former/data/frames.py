@@ -1,4 +1,17 @@
-"""Frame sources for inference: a video file, or frames given as folders, globs or image files.
+"""Reading frames: the strict frame decoder, and frame sources for inference.
+
+:func:`read_frame` is the one place where a frame file becomes pixels, for training and evaluation
+(the clip mapper) and for the demo (:class:`FrameSource`). It is strict: a frame that does not
+decode completely (truncated, or damaged data behind valid headers) is an error naming the file,
+never a silently grey or smeared image. libjpeg only *warns* about damaged data ("Corrupt JPEG
+data: ...", printed to stderr by OpenCV, swallowed by Pillow, and the damaged image returned
+either way), so JPEGs are decoded with ``simplejpeg`` (libjpeg-turbo) with ``strict=True``, which
+turns those warnings into errors in the same decode that produces the pixels: the check costs no
+second pass (``tools/benchmark_frame_reading.py``). The pixels equal Pillow's and OpenCV's
+(the same libjpeg-turbo, same default DCT and upsampling). Other formats (PNG, ...) are decoded
+by Pillow, whose ``load`` raises on truncated or broken data (unless the process set
+``PIL.ImageFile.LOAD_TRUNCATED_IMAGES``). The EXIF orientation is applied, as detectron2's
+``read_image`` does.
 
 A :class:`FrameSource` knows the number of frames and their size up front and yields RGB frames
 one at a time, so a long video is never held in memory whole (the windowed inference consumes
@@ -6,11 +19,14 @@ it window by window). It can be iterated again (e.g. once to predict, once to dr
 """
 
 import glob
+import io
 import os
-from typing import Iterator, List, Sequence, Tuple, Union
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
+import simplejpeg
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -18,8 +34,32 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".m
 DEFAULT_FPS = 6.0
 
 
+IMAGE_FORMATS = ("RGB", "BGR")
+_JPEG_SOI = b"\xff\xd8"
+# An EXIF block (which may hold an orientation) starts with this; searched for in a JPEG's head.
+_EXIF_HEADER = b"Exif\x00\x00"
+_EXIF_SEARCH_BYTES = 1 << 16  # the APP1 segment holding EXIF comes first and is < 64 KiB
+_EXIF_ORIENTATION_TAG = 0x0112
+# EXIF orientation -> the transposition that makes the image upright (ImageOps.exif_transpose's).
+_EXIF_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# JPEG colour spaces libjpeg-turbo converts to RGB itself; CMYK / YCCK ones go through Pillow.
+_TURBO_COLORSPACES = ("Gray", "YCbCr", "RGB")
+
+
 class FrameSourceError(ValueError):
     """The input cannot be read as a video; the message names the path and what was expected."""
+
+
+class CorruptFrameError(OSError):
+    """A frame file exists but does not decode completely (truncated, damaged, not an image)."""
 
 
 def is_image_file(path: str) -> bool:
@@ -30,14 +70,79 @@ def is_video_file(path: str) -> bool:
     return os.path.isfile(path) and path.lower().endswith(VIDEO_EXTENSIONS)
 
 
+def read_frame(file_name: str, image_format: str = "RGB") -> np.ndarray:
+    """Read one frame strictly, as an (H, W, 3) uint8 array in ``image_format`` channel order.
+
+    Args:
+        file_name (str): an image file (JPEG, PNG, ...).
+        image_format (str): "RGB" or "BGR".
+
+    Raises:
+        FileNotFoundError: naming the file when it does not exist.
+        CorruptFrameError: naming the file and the decoder's complaint when it is not an image or
+            does not decode completely (truncated, corrupt data: any libjpeg warning).
+    """
+    if image_format not in IMAGE_FORMATS:
+        raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}.")
+    if not os.path.isfile(file_name):
+        raise FileNotFoundError(f"Frame {file_name!r} does not exist.")
+    with open(file_name, "rb") as f:
+        data = f.read()
+    if data.startswith(_JPEG_SOI):
+        image = _decode_jpeg_strictly(file_name, data, image_format)
+        if image is not None:
+            return image
+    return _read_with_pillow(file_name, data, image_format)
+
+
+def _decode_jpeg_strictly(file_name: str, data: bytes, image_format: str) -> Optional[np.ndarray]:
+    """libjpeg-turbo's decode of a JPEG, any warning an error; None for the colour spaces it
+    does not convert to RGB (CMYK, YCCK: rare; Pillow decodes those, less strictly)."""
+    try:
+        if simplejpeg.decode_jpeg_header(data)[2] not in _TURBO_COLORSPACES:
+            return None
+        image = simplejpeg.decode_jpeg(data, colorspace=image_format, strict=True)
+    except ValueError as e:  # simplejpeg's error for any libjpeg error or warning
+        raise CorruptFrameError(
+            f"Frame {file_name!r} is a damaged JPEG ({e}): it does not decode completely. "
+            f"Re-extract or re-encode it (or remove the video from the dataset)."
+        ) from None
+    if data.find(_EXIF_HEADER, 0, _EXIF_SEARCH_BYTES) >= 0:
+        image = _apply_exif_orientation(image, data)
+    return image
+
+
+def _apply_exif_orientation(image: np.ndarray, data: bytes) -> np.ndarray:
+    """``image`` turned upright as the EXIF orientation of the JPEG ``data`` says."""
+    with Image.open(io.BytesIO(data)) as header:  # parses the headers only, not the pixels
+        orientation = header.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+    if orientation not in _EXIF_TRANSPOSE:
+        return image
+    return np.asarray(Image.fromarray(image).transpose(_EXIF_TRANSPOSE[orientation]))
+
+
+def _read_with_pillow(file_name: str, data: bytes, image_format: str) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()  # decodes everything now: raises on truncated or broken data
+            array = np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise CorruptFrameError(
+            f"Frame {file_name!r} cannot be read as an image ({e}): expected a complete image "
+            f"file ({', '.join(IMAGE_EXTENSIONS)})."
+        ) from None
+    return array[:, :, ::-1].copy() if image_format == "BGR" else array
+
+
 def read_image_rgb(path: str) -> np.ndarray:
-    """One image file as an (H, W, 3) uint8 RGB array; a clear error if it cannot be read."""
-    if not os.path.isfile(path):
-        raise FrameSourceError(f"frame file not found: {path}")
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise FrameSourceError(f"cannot decode frame {path}: expected an image file")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    """One image file as an (H, W, 3) uint8 RGB array (:func:`read_frame`), with the errors of a
+    :class:`FrameSource`."""
+    try:
+        return read_frame(path, "RGB")
+    except FileNotFoundError:
+        raise FrameSourceError(f"frame file not found: {path}") from None
+    except CorruptFrameError as e:  # its message names the file
+        raise FrameSourceError(str(e)) from None
 
 
 def list_frame_files(inputs: Sequence[str]) -> List[str]:

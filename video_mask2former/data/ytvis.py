@@ -14,7 +14,11 @@ Segmentations are kept as they are in the file (polygons, uncompressed or compre
 decoded only when a clip is mapped (:func:`decode_segmentation`), so loading a 2021-train-sized
 file costs little more than parsing its JSON. A frame where an instance is absent (``null``) has no
 obj for it. Every structural problem raises :class:`YTVISFormatError` naming the file, the video or
-annotation id and what was expected.
+annotation id (and the frame) and what was expected: wrong JSON types (a list where an id belongs,
+an object where a list belongs, null where a list is needed), and RLEs whose run lengths do not
+cover exactly H x W pixels (checked without decoding, see :mod:`.rle`), which pycocotools would
+otherwise turn into garbage masks. :func:`check_ytvis_dataset` holds these checks for every reader
+of the format (this loader and the evaluation's ground truth).
 """
 
 import json
@@ -25,11 +29,16 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import pycocotools.mask as mask_util
 
+from .rle import RLEValidator
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "BOX_MODE_XYWH_ABS",
     "YTVISFormatError",
+    "check_ytvis_dataset",
+    "is_int",
+    "video_length",
     "load_ytvis_json",
     "load_ytvis_dataset",
     "decode_segmentation",
@@ -67,12 +76,10 @@ def _read_json(json_file: JsonSource) -> Tuple[dict, str]:
 def _category_mapping(
     dataset: dict, source: str, dataset_id_to_contiguous_id: Optional[Dict[int, int]]
 ) -> Tuple[Dict[int, int], List[str]]:
-    """Contiguous category mapping and class names (in contiguous order)."""
-    categories = dataset.get("categories")
-    if not isinstance(categories, list):
-        raise YTVISFormatError(f"{source}: expected a 'categories' list, got {type(categories)}.")
+    """Contiguous category mapping and class names (in contiguous order) of checked categories."""
+    categories = dataset["categories"]
     for cat in categories:
-        if not isinstance(cat, dict) or "id" not in cat or "name" not in cat:
+        if "name" not in cat:
             raise YTVISFormatError(f"{source}: each category needs 'id' and 'name', got {cat!r}.")
     ordered = sorted(categories, key=lambda c: c["id"])
     names = {c["id"]: c["name"] for c in ordered}
@@ -93,36 +100,263 @@ def _category_mapping(
     return mapping, classes
 
 
-def _check_video(video: dict, source: str) -> None:
-    for key in ("id", "file_names", "height", "width"):
+# ---------------------------------------------------------------------------------------------
+# Checking the format
+# ---------------------------------------------------------------------------------------------
+
+_NUMBER_TYPES = (int, float, np.integer, np.floating)
+_SHOWN_CHARS = 60  # of a wrong value's repr in an error message
+_JSON_TYPE_NAMES = {
+    dict: "an object",
+    list: "a list",
+    str: "a string",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+}
+
+
+def is_int(value) -> bool:
+    """Whether ``value`` is an integer (a JSON number without a fraction; not a boolean)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _describe(value) -> str:
+    """``value`` for an error message: its JSON type and the start of its repr."""
+    if value is None:
+        return "null"
+    name = _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+    text = repr(value)
+    return f"{name} ({text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS - 3] + '...'})"
+
+
+def _expect_int(value, where: str, field: str) -> None:
+    if not is_int(value):
+        raise YTVISFormatError(f"{where}: {field!r} is {_describe(value)}, expected an integer.")
+
+
+def video_length(video: dict) -> int:
+    """T of a video checked by :func:`check_ytvis_dataset`: its number of file names, else its
+    ``length``."""
+    file_names = video.get("file_names")
+    return len(file_names) if file_names is not None else video["length"]
+
+
+def _check_videos(videos: list, source: str, require_file_names: bool) -> Dict[int, dict]:
+    """Check the ``videos`` list; returns the videos by id."""
+    by_id: Dict[int, dict] = {}
+    for index, video in enumerate(videos):
+        _check_video(video, index, source, require_file_names)
+        if video["id"] in by_id:
+            raise YTVISFormatError(f"{source}: video id {video['id']} appears more than once.")
+        by_id[video["id"]] = video
+    return by_id
+
+
+def _check_video(video, index: int, source: str, require_file_names: bool) -> None:
+    if not isinstance(video, dict):
+        raise YTVISFormatError(
+            f"{source}: videos[{index}] is {_describe(video)}, expected an object."
+        )
+    required = ("id", "height", "width") + (("file_names",) if require_file_names else ())
+    for key in required:
         if key not in video:
             raise YTVISFormatError(f"{source}: video {video.get('id')!r} has no {key!r} field.")
-    length = video.get("length", len(video["file_names"]))
-    if not isinstance(video["file_names"], list) or len(video["file_names"]) != length:
+    _expect_int(video["id"], f"{source}: videos[{index}]", "id")
+    where = f"{source}: video {video['id']}"
+    for key in ("height", "width"):
+        if not is_int(video[key]) or video[key] <= 0:
+            raise YTVISFormatError(
+                f"{where}: {key!r} is {_describe(video[key])}, expected a positive integer."
+            )
+    file_names = video.get("file_names")
+    if "file_names" in video and (
+        not isinstance(file_names, list) or not all(isinstance(f, str) for f in file_names)
+    ):
         raise YTVISFormatError(
-            f"{source}: video {video['id']} has length {length} but "
-            f"{len(video['file_names'])} file_names; expected one file name per frame."
+            f"{where}: 'file_names' is {_describe(file_names)}, expected a list of frame paths "
+            f"(strings)."
+        )
+    if file_names is None and "length" not in video:
+        raise YTVISFormatError(f"{where} has neither 'file_names' nor 'length'.")
+    length = video.get("length", len(file_names or ()))
+    if not is_int(length) or length < 0:
+        raise YTVISFormatError(
+            f"{where}: 'length' is {_describe(length)}, expected a non-negative integer."
+        )
+    if file_names is not None and len(file_names) != length:
+        raise YTVISFormatError(
+            f"{where} has length {length} but {len(file_names)} file_names; expected one file "
+            f"name per frame."
         )
 
 
-def _check_segmentation(segm, ann_id, frame_idx: int, size: Tuple[int, int], source: str) -> None:
-    """Raise when a non-null per-frame segmentation is neither polygons nor an RLE of ``size``."""
-    if isinstance(segm, dict):
-        if "counts" not in segm or "size" not in segm:
+def _check_categories(categories: list, source: str) -> set:
+    """Check the ``categories`` list; returns the category ids."""
+    ids = set()
+    for index, cat in enumerate(categories):
+        if not isinstance(cat, dict) or "id" not in cat:
             raise YTVISFormatError(
-                f"{source}: annotation {ann_id} frame {frame_idx}: an RLE needs 'counts' and "
-                f"'size', got keys {sorted(segm)}."
+                f"{source}: categories[{index}] is {_describe(cat)}, expected an object with an "
+                f"integer 'id' and a 'name'."
             )
-        if list(segm["size"]) != list(size):
-            raise YTVISFormatError(
-                f"{source}: annotation {ann_id} frame {frame_idx}: RLE size {segm['size']} does "
-                f"not match the video's [height, width] = {list(size)}."
-            )
-    elif not isinstance(segm, list):
+        _expect_int(cat["id"], f"{source}: categories[{index}]", "id")
+        ids.add(cat["id"])
+    return ids
+
+
+def _check_annotation_fields(
+    ann, index: int, videos: Dict[int, dict], category_ids: set, seen_ids: set, source: str
+) -> dict:
+    """Check an annotation's ids; returns its video."""
+    if not isinstance(ann, dict):
         raise YTVISFormatError(
-            f"{source}: annotation {ann_id} frame {frame_idx}: expected polygons (list of lists), "
-            f"an RLE dict or null, got {type(segm).__name__}."
+            f"{source}: annotations[{index}] is {_describe(ann)}, expected an object."
         )
+    ann_id = ann.get("id")
+    for key in ("id", "video_id", "category_id", "segmentations"):
+        if key not in ann:
+            raise YTVISFormatError(f"{source}: annotation {ann_id!r} has no {key!r} field.")
+    _expect_int(ann_id, f"{source}: annotations[{index}]", "id")
+    if ann_id in seen_ids:
+        raise YTVISFormatError(f"{source}: annotation id {ann_id} appears more than once.")
+    seen_ids.add(ann_id)
+    where = f"{source}: annotation {ann_id}"
+    _expect_int(ann["video_id"], where, "video_id")
+    if ann["video_id"] not in videos:
+        raise YTVISFormatError(
+            f"{where} refers to video {ann['video_id']}, which is not in 'videos'."
+        )
+    where = f"{where} of video {ann['video_id']}"
+    _expect_int(ann["category_id"], where, "category_id")
+    if ann["category_id"] not in category_ids:
+        raise YTVISFormatError(
+            f"{where} has category_id {ann['category_id']}, which is not in 'categories' "
+            f"({sorted(category_ids)})."
+        )
+    return videos[ann["video_id"]]
+
+
+def _rle_problem(segm: dict, size: List[int], validator: RLEValidator, owner) -> Optional[str]:
+    """What is wrong with one RLE's keys, size or (uncompressed) counts; compressed counts go to
+    ``validator``, which checks them all at the end."""
+    if "counts" not in segm or "size" not in segm:
+        return f"an RLE needs 'counts' and 'size', got keys {sorted(segm)}"
+    rle_size = segm["size"]
+    if rle_size != size and not (isinstance(rle_size, tuple) and list(rle_size) == size):
+        return f"RLE size {rle_size!r:.60} does not match the video's [height, width] = {size}"
+    problem = validator.add(segm["counts"], size, owner)
+    return None if problem is None else f"RLE 'counts' {problem}"
+
+
+def _are_polygons(segm: list) -> bool:
+    return all(isinstance(p, list) and all(isinstance(v, _NUMBER_TYPES) for v in p) for p in segm)
+
+
+def _check_frames(ann: dict, video: dict, validator: RLEValidator, source: str) -> None:
+    """Check an annotation's per-frame lists (segmentations, bboxes, areas) against its video."""
+    length = video_length(video)
+    where = f"{source}: annotation {ann['id']} of video {video['id']}"
+    for name in ("segmentations", "bboxes", "areas"):
+        values = ann.get(name)
+        if name != "segmentations" and values is None:
+            continue
+        if not isinstance(values, list) or len(values) != length:
+            if isinstance(values, list):
+                got = f"has {len(values)} entries"
+            else:
+                got = f"is {_describe(values)}"
+            raise YTVISFormatError(
+                f"{where}: {name!r} {got}, expected a list with one entry per frame ({length}, "
+                f"null where absent)."
+            )
+    size = [video["height"], video["width"]]
+    for t, segm in enumerate(ann["segmentations"]):
+        if segm is None:
+            continue
+        if isinstance(segm, dict):
+            problem = _rle_problem(segm, size, validator, (ann["id"], video["id"], t))
+        elif isinstance(segm, list) and _are_polygons(segm):
+            problem = None
+        else:
+            problem = (
+                f"expected polygons (a list of [x0, y0, x1, y1, ...] lists of numbers), an RLE "
+                f"object or null, got {_describe(segm)}"
+            )
+        if problem is not None:
+            raise YTVISFormatError(f"{where}, frame {t}: {problem}.")
+    _check_boxes_and_areas(ann, where)
+
+
+def _check_boxes_and_areas(ann: dict, where: str) -> None:
+    """The optional per-frame ``bboxes`` ([x, y, w, h] or null) and ``areas`` (number or null)."""
+    for t, box in enumerate(ann.get("bboxes") or ()):
+        if box is not None and not (isinstance(box, list) and len(box) == 4):
+            raise YTVISFormatError(
+                f"{where}, frame {t}: bbox is {_describe(box)}, expected [x, y, w, h] or null."
+            )
+    for t, area in enumerate(ann.get("areas") or ()):
+        if area is not None and not isinstance(area, _NUMBER_TYPES):
+            raise YTVISFormatError(
+                f"{where}, frame {t}: area is {_describe(area)}, expected a number or null."
+            )
+
+
+def check_ytvis_dataset(
+    dataset, source: str, *, require_file_names: bool = True
+) -> Dict[int, dict]:
+    """Check a parsed YouTube-VIS annotation file: its structure, JSON types and every RLE.
+
+    RLE counts must be non-negative integers summing to exactly H x W (:mod:`.rle`; compressed
+    strings are checked together at the end, in one vectorised pass).
+
+    Args:
+        dataset: the parsed JSON.
+        source (str): the file name used in error messages.
+        require_file_names (bool): every video must list its frames (needed to load images); when
+            False a video may give only its ``length`` (enough to evaluate against).
+
+    Returns:
+        dict[int, dict]: the videos by id.
+
+    Raises:
+        YTVISFormatError: naming the file, the video / annotation id (and frame) and what was
+            expected.
+    """
+    if not isinstance(dataset, dict):
+        raise YTVISFormatError(
+            f"{source}: holds {_describe(dataset)}, expected a JSON object with 'videos', "
+            f"'categories' and 'annotations'."
+        )
+    for key in ("videos", "categories"):
+        if not isinstance(dataset.get(key), list):
+            got = _describe(dataset[key]) if key in dataset else "nothing"
+            raise YTVISFormatError(f"{source}: expected a {key!r} list, got {got}.")
+    annotations = dataset.get("annotations")
+    if annotations is not None and not isinstance(annotations, list):
+        raise YTVISFormatError(
+            f"{source}: 'annotations' is {_describe(annotations)}, expected a list (null or "
+            f"absent for a test split)."
+        )
+    videos = _check_videos(dataset["videos"], source, require_file_names)
+    category_ids = _check_categories(dataset["categories"], source)
+    validator, seen_ids = RLEValidator(), set()
+    for index, ann in enumerate(annotations or ()):
+        video = _check_annotation_fields(ann, index, videos, category_ids, seen_ids, source)
+        _check_frames(ann, video, validator, source)
+    bad = validator.first_problem()
+    if bad is not None:
+        (ann_id, video_id, t), problem = bad
+        raise YTVISFormatError(
+            f"{source}: annotation {ann_id} of video {video_id}, frame {t}: RLE 'counts' "
+            f"{problem}."
+        )
+    return videos
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
 
 
 def _valid_polygons(polygons: list) -> list:
@@ -171,23 +405,11 @@ def decode_segmentation(segm, height: int, width: int) -> np.ndarray:
 
 
 def _per_video_annotations(
-    annotations: Iterable[dict], videos: Dict[int, dict], source: str
+    annotations: Iterable[dict], videos: Dict[int, dict]
 ) -> Dict[int, List[dict]]:
+    """The (checked) annotations grouped by video id."""
     by_video: Dict[int, List[dict]] = {vid: [] for vid in videos}
-    seen_ids = set()
     for ann in annotations:
-        ann_id = ann.get("id")
-        for key in ("id", "video_id", "category_id", "segmentations"):
-            if key not in ann:
-                raise YTVISFormatError(f"{source}: annotation {ann_id!r} has no {key!r} field.")
-        if ann_id in seen_ids:
-            raise YTVISFormatError(f"{source}: annotation id {ann_id} appears more than once.")
-        seen_ids.add(ann_id)
-        if ann["video_id"] not in by_video:
-            raise YTVISFormatError(
-                f"{source}: annotation {ann_id} refers to video {ann['video_id']}, which is not "
-                f"in 'videos'."
-            )
         by_video[ann["video_id"]].append(ann)
     return by_video
 
@@ -197,9 +419,9 @@ def _frame_objs(
     video: dict,
     id_map: Dict[int, int],
     extra_keys: Sequence[str],
-    source: str,
 ) -> Tuple[List[List[dict]], int]:
-    """Per-frame obj lists of one video, and the number of frames dropped for bad polygons."""
+    """Per-frame obj lists of one checked video, and the number of frames dropped for bad
+    polygons."""
     length = len(video["file_names"])
     height, width = video["height"], video["width"]
     frames: List[List[dict]] = [[] for _ in range(length)]
@@ -207,25 +429,12 @@ def _frame_objs(
     for ann in anns:
         ann_id = ann["id"]
         segms, bboxes = ann["segmentations"], ann.get("bboxes")
-        for name, values in (("segmentations", segms), ("bboxes", bboxes)):
-            if values is not None and (not isinstance(values, list) or len(values) != length):
-                got = len(values) if isinstance(values, list) else type(values).__name__
-                raise YTVISFormatError(
-                    f"{source}: annotation {ann_id} of video {video['id']}: {name!r} has {got} "
-                    f"entries, expected one per frame ({length}, null where absent)."
-                )
-        if ann["category_id"] not in id_map:
-            raise YTVISFormatError(
-                f"{source}: annotation {ann_id} of video {video['id']} has category_id "
-                f"{ann['category_id']}, which is not in 'categories' ({sorted(id_map)})."
-            )
         base = {"id": ann_id, "category_id": id_map[ann["category_id"]]}
         base["iscrowd"] = ann.get("iscrowd", 0)
         base.update({k: ann[k] for k in extra_keys if k in ann})
         for frame_idx, segm in enumerate(segms):
             if segm is None:
                 continue
-            _check_segmentation(segm, ann_id, frame_idx, (height, width), source)
             if isinstance(segm, list):
                 segm = _valid_polygons(segm)
                 if not segm:
@@ -262,25 +471,17 @@ def load_ytvis_dataset(
         ``thing_classes`` and ``thing_dataset_id_to_contiguous_id``.
     """
     dataset, source = _read_json(json_file)
-    if not isinstance(dataset, dict) or not isinstance(dataset.get("videos"), list):
-        raise YTVISFormatError(f"{source}: expected a JSON object with a 'videos' list.")
+    videos = check_ytvis_dataset(dataset, source)
     id_map, thing_classes = _category_mapping(dataset, source, dataset_id_to_contiguous_id)
-
-    videos: Dict[int, dict] = {}
-    for video in dataset["videos"]:
-        _check_video(video, source)
-        if video["id"] in videos:
-            raise YTVISFormatError(f"{source}: video id {video['id']} appears more than once.")
-        videos[video["id"]] = video
     # Test splits have no annotations (missing or null): records then have empty frames.
-    by_video = _per_video_annotations(dataset.get("annotations") or [], videos, source)
+    by_video = _per_video_annotations(dataset.get("annotations") or [], videos)
 
     image_root = os.fspath(image_root)
     extra_keys = list(extra_annotation_keys or [])
     records, num_dropped = [], 0
     for video_id in sorted(videos):
         video = videos[video_id]
-        frames, dropped = _frame_objs(by_video[video_id], video, id_map, extra_keys, source)
+        frames, dropped = _frame_objs(by_video[video_id], video, id_map, extra_keys)
         num_dropped += dropped
         records.append(
             {

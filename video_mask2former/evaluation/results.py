@@ -8,36 +8,33 @@ instance track::
     {"video_id": int, "category_id": int (the dataset's id, not the contiguous one), "score": float,
      "segmentations": [T compressed RLEs {"size": [H, W], "counts": str}]}
 
-The server wants a zip holding ``results.json`` at its top level (:func:`write_submission_zip`).
+The server wants a zip holding ``results.json`` at its top level. :func:`save_results` writes the
+two as a pair, so that a kill never leaves a stale zip beside a new json. Results read from a file
+are checked (:func:`validate_results`): types, ids, frame counts, and that every RLE string covers
+exactly H x W pixels (pycocotools would silently read past a corrupt one).
 """
 
+import glob
+import io
 import json
 import math
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
-from typing import Callable, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
+from ..data.rle import RLEValidator
+
 # one error type for every YouTube-VIS format problem (annotation files and results files)
-from ..data.ytvis import YTVISFormatError
+from ..data.ytvis import YTVISFormatError, is_int
+from ..file_io import atomic_write, remove_temporaries
 from ..structures import RLEVideoMask, encode_masks
 
 RESULTS_FILE_NAME = "results.json"
 SUBMISSION_ZIP_NAME = "results.zip"
-
-# One character of a compressed COCO RLE string carries 5 data bits (offset by 48 = "0").
-_RLE_CHAR_OFFSET = 48
-_RLE_CONTINUE_BIT = 0x20
-_RLE_SIGN_BIT = 0x10
-_RLE_DATA_BITS = 5
-# A count below 2**31 takes at most 7 characters; longer tokens cannot come from pycocotools.
-_RLE_MAX_TOKEN_CHARS = 7
-# Characters decoded per vectorised pass (bounds the memory of the int64 temporaries).
-_RLE_CHECK_CHUNK_CHARS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -134,50 +131,42 @@ def video_predictions_to_results(
 # ---------------------------------------------------------------------------------------------
 
 
-# Mode of a file created with open(): rw for everyone, minus the process umask.
-_DEFAULT_FILE_MODE = 0o666
+def _json_bytes(results: Sequence[dict]) -> bytes:
+    return json.dumps(list(results)).encode("utf-8")
 
 
-def _current_umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
+def _zip_bytes(json_bytes: bytes) -> bytes:
+    """A zip holding ``json_bytes`` as ``results.json`` at its top level (the server's layout)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(RESULTS_FILE_NAME, json_bytes)
+    return buffer.getvalue()
 
 
-def _atomic_write(path: str, write: Callable[[str], None]) -> None:
-    """Let ``write(tmp_path)`` fill a temporary file next to ``path``, then rename it to ``path``.
+def _replace_file(path: str, content: bytes) -> None:
+    """Atomically (re)place ``path`` with ``content``, after removing the temporaries that a
+    killed earlier write of ``path`` left.
 
-    A failure at any point leaves an existing ``path`` untouched and removes the temporary file.
+    See :func:`video_mask2former.file_io.atomic_write`: a hidden temporary beside ``path``,
+    fsynced, then renamed; the file gets the usual mode (0666 minus the umask).
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path), suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp_path)
-        # mkstemp creates the file readable by its owner only; give it a normal file's mode.
-        os.chmod(tmp_path, _DEFAULT_FILE_MODE & ~_current_umask())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    _remove_leftovers(path)
+    atomic_write(path, lambda f: f.write(content))
+
+
+def _remove_leftovers(path: str) -> None:
+    folder, name = os.path.split(os.path.abspath(path))
+    remove_temporaries(folder, glob.escape(name))
 
 
 def write_results_json(results: Sequence[dict], path: str) -> str:
-    """Write ``results`` to ``path`` atomically (a temporary file beside it, then ``os.replace``).
+    """Write ``results`` to ``path`` atomically (a temporary file beside it, then a rename).
 
     Returns:
         str: ``path``.
     """
-
-    def write(tmp_path: str) -> None:
-        with open(tmp_path, "w") as f:
-            json.dump(list(results), f)
-            f.flush()
-            os.fsync(f.fileno())
-
-    _atomic_write(path, write)
+    _replace_file(path, _json_bytes(results))
     return path
 
 
@@ -187,23 +176,44 @@ def write_submission_zip(results_json: str, zip_path: str) -> str:
     Returns:
         str: ``zip_path``.
     """
-
-    def write(tmp_path: str) -> None:
-        with zipfile.ZipFile(tmp_path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.write(results_json, arcname=RESULTS_FILE_NAME)
-
-    _atomic_write(zip_path, write)
+    with open(results_json, "rb") as f:
+        _replace_file(zip_path, _zip_bytes(f.read()))
     return zip_path
 
 
 def save_results(results: Sequence[dict], output_dir: str) -> Tuple[str, str]:
-    """Write ``output_dir/results.json`` and the server submission ``output_dir/results.zip``.
+    """Write ``output_dir/results.json`` and the server submission ``output_dir/results.zip`` as a
+    pair: a ``results.zip`` is never left beside a ``results.json`` it does not hold.
+
+    How: both contents are built in memory first (a results entry that cannot be serialised
+    fails here, leaving the previous pair untouched). Then the temporaries that a killed earlier
+    save left are removed, and, in this order, the previous ``results.zip`` is deleted, the json
+    is written atomically and the zip last (each: a hidden temporary beside the target, fsynced,
+    renamed over it).
+
+    Why this order: a process killed at any point leaves the old pair, the old json alone, the
+    new json alone, or the new pair. The zip is what users upload, so it is the file that must
+    never be stale: it exists only while it matches the json beside it. A missing zip is noticed
+    (and the next run writes it); a stale one would be uploaded silently, which is what writing
+    the two files one after the other, without deleting the old zip first, allowed.
+
+    Only one process may write to ``output_dir`` at a time (the main process of a distributed
+    evaluation does).
 
     Returns:
         tuple[str, str]: the paths of the JSON file and of the zip.
     """
-    json_path = write_results_json(results, os.path.join(output_dir, RESULTS_FILE_NAME))
-    zip_path = write_submission_zip(json_path, os.path.join(output_dir, SUBMISSION_ZIP_NAME))
+    json_path = os.path.join(output_dir, RESULTS_FILE_NAME)
+    zip_path = os.path.join(output_dir, SUBMISSION_ZIP_NAME)
+    json_bytes = _json_bytes(results)
+    zip_bytes = _zip_bytes(json_bytes)
+    os.makedirs(output_dir, exist_ok=True)
+    for path in (json_path, zip_path):
+        _remove_leftovers(path)
+    if os.path.lexists(zip_path):
+        os.remove(zip_path)
+    _replace_file(json_path, json_bytes)
+    _replace_file(zip_path, zip_bytes)
     return json_path, zip_path
 
 
@@ -223,109 +233,39 @@ def read_json(path: str, what: str):
         raise YTVISFormatError(f"{what} {path} is not valid JSON: {e}") from None
 
 
-def compressed_rle_totals(counts: Sequence[bytes]) -> Tuple[np.ndarray, np.ndarray]:
-    """Run-length totals and well-formedness of compressed RLE strings, in bounded chunks.
-
-    See :func:`_compressed_rle_totals_chunk`.
-    """
-    ends = np.cumsum([len(c) for c in counts])
-    totals, oks, start = [], [], 0
-    while start < len(counts):
-        stop = max(start + 1, int(np.searchsorted(ends, ends[start] + _RLE_CHECK_CHUNK_CHARS)))
-        total, ok = _compressed_rle_totals_chunk(counts[start:stop])
-        totals.append(total)
-        oks.append(ok)
-        start = stop
-    if not totals:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
-    return np.concatenate(totals), np.concatenate(oks)
-
-
-def _compressed_rle_totals_chunk(counts: Sequence[bytes]) -> Tuple[np.ndarray, np.ndarray]:
-    """Decode compressed COCO RLE strings far enough to check them, all strings in one pass.
-
-    pycocotools trusts these strings blindly (a bad one gives wrong areas or writes past the mask
-    when decoded), so results are checked here before they reach it.
-
-    Args:
-        counts (list[bytes]): S compressed ``counts`` strings.
-
-    Returns:
-        tuple: ``totals`` (S,) int64, the sum of the run lengths of each string (must be H*W), and
-        ``ok`` (S,) bool, False where the string is not a well-formed run-length code (bad
-        character, unterminated or over-long number, negative run).
-    """
-    num = len(counts)
-    lengths = np.array([len(c) for c in counts], dtype=np.int64)
-    totals = np.zeros(num, dtype=np.int64)
-    ok = np.ones(num, dtype=bool)
-    if num == 0 or lengths.sum() == 0:
-        return totals, ok
-    chars = np.frombuffer(b"".join(counts), dtype=np.uint8).astype(np.int64) - _RLE_CHAR_OFFSET
-    string_of_char = np.repeat(np.arange(num), lengths)  # (C,)
-    bad_char = (chars < 0) | (chars >= 2 * _RLE_CONTINUE_BIT)
-    ok &= np.bincount(string_of_char, weights=bad_char, minlength=num) == 0
-    more = (chars & _RLE_CONTINUE_BIT) != 0
-    ends = np.cumsum(lengths) - 1
-    nonempty = lengths > 0
-    ok[nonempty] &= ~more[ends[nonempty]]  # the last number of a string must be terminated
-    if not ok.all():  # decode the well-formed strings only
-        good = np.flatnonzero(ok)
-        totals[good], ok[good] = _compressed_rle_totals_chunk([counts[i] for i in good])
-        return totals, ok
-
-    # Numbers ("tokens"): a run of characters whose last one has no continuation bit.
-    token_end = ~more
-    token_of_char = np.cumsum(token_end) - token_end  # (C,) token index of each char
-    token_start = np.flatnonzero(np.r_[True, token_end[:-1]])  # (N_tok,) first char of each token
-    pos_in_token = np.arange(len(chars)) - token_start[token_of_char]
-    token_len = np.bincount(token_of_char)
-    too_long = token_len > _RLE_MAX_TOKEN_CHARS
-    value = np.bincount(
-        token_of_char,
-        weights=((chars & 0x1F) << (_RLE_DATA_BITS * np.minimum(pos_in_token, 8))).astype(
-            np.float64
-        ),
-    ).astype(np.int64)
-    last_char = chars[np.flatnonzero(token_end)]
-    negative = (last_char & _RLE_SIGN_BIT) != 0
-    value[negative] -= np.int64(1) << (_RLE_DATA_BITS * np.minimum(token_len[negative], 12))
-
-    # Counts from index 3 on are stored as differences to the count two places before: a run is
-    # the running sum of its chain, {0}, {1, 3, 5, ...} or {2, 4, 6, ...}, within its string.
-    string_of_token = string_of_char[token_start]
-    first_token = np.searchsorted(string_of_token, np.arange(num))  # (S,)
-    rank = np.arange(len(value)) - first_token[string_of_token]
-    run_lengths = value.copy()
-    for chain in (rank % 2 == 1, (rank % 2 == 0) & (rank > 0)):
-        running = np.cumsum(np.where(chain, value, 0))
-        before_string = np.r_[0, running][first_token]  # (S,) running sum before each string
-        run_lengths[chain] = (running - before_string[string_of_token])[chain]
-    ok &= np.bincount(string_of_token, weights=(run_lengths < 0) | too_long, minlength=num) == 0
-    totals = np.bincount(string_of_token, weights=run_lengths, minlength=num).astype(np.int64)
-    return totals, ok
-
-
 def _check_entry(index: int, entry, videos: Mapping[int, VideoSpec], category_ids, source: str):
-    """Check the fields of one results entry; returns its segmentations."""
+    """Check the fields of one results entry; returns its video's spec."""
     where = f"{source}: entry {index}"
     if not isinstance(entry, dict):
         raise YTVISFormatError(f"{where} is a {type(entry).__name__}, expected a dict")
     missing = [k for k in ("video_id", "category_id", "score", "segmentations") if k not in entry]
     if missing:
-        raise YTVISFormatError(f"{where} (video {entry.get('video_id')}) lacks the keys {missing}")
+        raise YTVISFormatError(
+            f"{where} (video {entry.get('video_id')!r:.40}) lacks the keys {missing}"
+        )
     video_id = entry["video_id"]
+    if not is_int(video_id):
+        raise YTVISFormatError(
+            f"{where}: video_id {video_id!r:.60} is a {type(video_id).__name__}, expected an "
+            f"integer video id"
+        )
     where = f"{where} (video {video_id})"
     if video_id not in videos:
         raise YTVISFormatError(f"{where}: video id {video_id!r} is not in the ground truth")
-    if category_ids is not None and entry["category_id"] not in category_ids:
+    category_id = entry["category_id"]
+    if not is_int(category_id):
         raise YTVISFormatError(
-            f"{where}: category_id {entry['category_id']!r} is not a category of the dataset "
+            f"{where}: category_id {category_id!r:.60} is a {type(category_id).__name__}, "
+            f"expected an integer category id"
+        )
+    if category_ids is not None and category_id not in category_ids:
+        raise YTVISFormatError(
+            f"{where}: category_id {category_id!r} is not a category of the dataset "
             f"({sorted(category_ids)}); results must use the dataset's ids, not contiguous ones"
         )
     score = entry["score"]
     if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
-        raise YTVISFormatError(f"{where}: score {score!r} is not a finite number")
+        raise YTVISFormatError(f"{where}: score {score!r:.60} is not a finite number")
     spec = videos[video_id]
     segs = entry["segmentations"]
     if not isinstance(segs, list) or len(segs) != spec.length:
@@ -340,12 +280,13 @@ def _check_entry(index: int, entry, videos: Mapping[int, VideoSpec], category_id
             raise YTVISFormatError(
                 f"{where}, frame {t}: expected a compressed RLE {{'size': [H, W], 'counts': str}}"
             )
-        if list(seg.get("size", ())) != [spec.height, spec.width]:
+        size = seg.get("size")
+        if not isinstance(size, (list, tuple)) or list(size) != [spec.height, spec.width]:
             raise YTVISFormatError(
-                f"{where}, frame {t}: RLE size {seg.get('size')} is not the video's size "
+                f"{where}, frame {t}: RLE size {size!r:.60} is not the video's size "
                 f"[{spec.height}, {spec.width}]"
             )
-    return segs
+    return spec
 
 
 def validate_results(
@@ -364,38 +305,31 @@ def validate_results(
         category_ids (iterable[int], optional): the dataset's category ids; when given an entry
             with another category is an error.
         source (str): the file name (or description) used in error messages.
-        check_counts (bool): also decode every RLE string far enough to prove that it covers
-            H x W pixels (the slowest check; skip it for results this project encoded itself).
+        check_counts (bool): also prove that every RLE string is well formed and covers exactly
+            H x W pixels (:mod:`video_mask2former.data.rle`; the slowest check, one vectorised
+            pass over all strings). Skip it only for results this project encoded itself.
 
     Returns:
         list[dict]: ``results``, unchanged.
 
     Raises:
-        YTVISFormatError: naming the entry index and video id of the first bad entry.
+        YTVISFormatError: naming the entry index and video id (and frame) of the first bad entry.
     """
     if not isinstance(results, list):
         raise YTVISFormatError(
             f"{source}: expected a list of entries, got {type(results).__name__}"
         )
     category_ids = None if category_ids is None else set(category_ids)
-    strings, owners, pixels = [], [], []
+    validator = RLEValidator()
     for index, entry in enumerate(results):
-        spec = videos.get(entry.get("video_id")) if isinstance(entry, dict) else None
-        for t, seg in enumerate(_check_entry(index, entry, videos, category_ids, source)):
-            if seg is not None and check_counts:
-                counts = seg["counts"]
-                strings.append(counts.encode("utf-8") if isinstance(counts, str) else counts)
-                owners.append((index, t))
-                pixels.append(spec.height * spec.width)
-    totals, ok = compressed_rle_totals(strings)
-    bad = np.flatnonzero(~ok | (totals != np.asarray(pixels, dtype=np.int64)))
-    if len(bad):
-        index, t = owners[bad[0]]
-        problem = (
-            "is not a valid compressed RLE string"
-            if not ok[bad[0]]
-            else f"covers {totals[bad[0]]} pixels, expected {pixels[bad[0]]} (H x W)"
-        )
+        spec = _check_entry(index, entry, videos, category_ids, source)
+        if check_counts:
+            for t, seg in enumerate(entry["segmentations"]):
+                if seg is not None:
+                    validator.add(seg["counts"], (spec.height, spec.width), (index, t))
+    bad = validator.first_problem()
+    if bad is not None:
+        (index, t), problem = bad
         raise YTVISFormatError(
             f"{source}: entry {index} (video {results[index]['video_id']}), frame {t}: "
             f"'counts' {problem}"

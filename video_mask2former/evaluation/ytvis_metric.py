@@ -27,7 +27,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 import pycocotools.mask as mask_util
 
-from .results import VideoSpec, YTVISFormatError, read_json, validate_results
+from ..data.ytvis import check_ytvis_dataset, video_length
+from .results import VideoSpec, read_json, validate_results
 
 # The official protocol (COCO's detection defaults with video areas).
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # (I,) 0.50:0.05:0.95
@@ -116,21 +117,14 @@ def _make_tracks(entries: List[dict], rles: List[List[Optional[dict]]], length: 
 # ---------------------------------------------------------------------------------------------
 
 
-def _gt_frame_rle(segm, spec: VideoSpec, where: str) -> Optional[dict]:
-    """One annotated frame (polygons, uncompressed or compressed RLE, or null) -> compressed RLE."""
-    if segm is None:
+def _gt_frame_rle(segm, spec: VideoSpec) -> Optional[dict]:
+    """One checked annotated frame (polygons, uncompressed or compressed RLE, or null) -> a
+    compressed RLE (None where absent)."""
+    if segm is None or (isinstance(segm, list) and not segm):  # null or no polygon: absent
         return None
     if isinstance(segm, list):  # polygons: merged into one mask
         return mask_util.merge(mask_util.frPyObjects(segm, spec.height, spec.width))
-    if not isinstance(segm, dict) or "counts" not in segm or "size" not in segm:
-        raise YTVISFormatError(f"{where}: expected an RLE dict, polygons or null, got {segm!r:.80}")
-    if list(segm["size"]) != [spec.height, spec.width]:
-        raise YTVISFormatError(
-            f"{where}: RLE size {segm['size']} is not the video's [{spec.height}, {spec.width}]"
-        )
     if isinstance(segm["counts"], list):  # uncompressed RLE
-        if sum(segm["counts"]) != spec.height * spec.width:
-            raise YTVISFormatError(f"{where}: RLE counts do not sum to H x W")
         return mask_util.frPyObjects(segm, spec.height, spec.width)
     return segm
 
@@ -138,11 +132,15 @@ def _gt_frame_rle(segm, spec: VideoSpec, where: str) -> Optional[dict]:
 class YTVISGroundTruth:
     """A YouTube-VIS annotation file prepared for evaluation.
 
+    The file is checked first (:func:`~video_mask2former.data.ytvis.check_ytvis_dataset`): JSON
+    types, ids, frame counts, and that every RLE covers exactly H x W pixels, so that pycocotools
+    never sees a corrupt RLE.
+
     Attributes:
         videos (dict[int, VideoSpec]): frame count and size of every video, by id.
         category_ids (list[int]): the dataset's category ids, sorted.
         tracks (dict[int, VideoTracks]): the annotated tracks of each video that has any.
-        has_annotations (bool): False for test-split files (no ``annotations`` key).
+        has_annotations (bool): False for test-split files (``annotations`` absent or null).
     """
 
     def __init__(self, dataset: Mapping, *, source: str = "ground truth"):
@@ -151,21 +149,19 @@ class YTVISGroundTruth:
             dataset (dict): the parsed annotation JSON (``videos``, ``categories``, optional
                 ``annotations``).
             source (str): the file name used in error messages.
+
+        Raises:
+            YTVISFormatError: naming the file, the video / annotation id (and frame) and what
+                was expected.
         """
-        for key in ("videos", "categories"):
-            if key not in dataset:
-                raise YTVISFormatError(f"{source}: missing the key '{key}'")
-        self.videos: Dict[int, VideoSpec] = {}
-        for v in dataset["videos"]:
-            try:
-                length = len(v["file_names"]) if "file_names" in v else int(v["length"])
-                self.videos[v["id"]] = VideoSpec(length, int(v["height"]), int(v["width"]))
-            except KeyError as e:
-                raise YTVISFormatError(f"{source}: video {v.get('id')} lacks the key {e}") from None
+        videos = check_ytvis_dataset(dataset, source, require_file_names=False)
+        self.videos: Dict[int, VideoSpec] = {
+            vid: VideoSpec(video_length(v), v["height"], v["width"]) for vid, v in videos.items()
+        }
         self.category_ids: List[int] = sorted(c["id"] for c in dataset["categories"])
-        self.has_annotations = "annotations" in dataset
+        self.has_annotations = dataset.get("annotations") is not None
         self.tracks: Dict[int, VideoTracks] = self._parse_annotations(
-            dataset.get("annotations", []), source
+            dataset.get("annotations") or []
         )
 
     @classmethod
@@ -173,31 +169,10 @@ class YTVISGroundTruth:
         """Read a YouTube-VIS annotation file."""
         return cls(read_json(path, "annotation file"), source=path)
 
-    def _parse_annotations(self, annotations, source: str) -> Dict[int, VideoTracks]:
+    def _parse_annotations(self, annotations: List[dict]) -> Dict[int, VideoTracks]:
         per_video = defaultdict(lambda: ([], []))
-        category_ids = set(self.category_ids)
-        for index, ann in enumerate(annotations):
-            where = (
-                f"{source}: annotation {index} (id {ann.get('id')}, video {ann.get('video_id')})"
-            )
-            missing = [
-                k for k in ("id", "video_id", "category_id", "segmentations") if k not in ann
-            ]
-            if missing:
-                raise YTVISFormatError(f"{where} lacks the keys {missing}")
-            spec = self.videos.get(ann["video_id"])
-            if spec is None:
-                raise YTVISFormatError(f"{where}: the video is not in 'videos'")
-            if ann["category_id"] not in category_ids:
-                raise YTVISFormatError(f"{where}: category {ann['category_id']} is not listed")
-            if len(ann["segmentations"]) != spec.length:
-                raise YTVISFormatError(
-                    f"{where}: {len(ann['segmentations'])} segmentations, expected {spec.length}"
-                )
-            rles = [
-                _gt_frame_rle(s, spec, f"{where}, frame {t}")
-                for t, s in enumerate(ann["segmentations"])
-            ]
+        for ann in annotations:
+            spec = self.videos[ann["video_id"]]
             entries, tracks = per_video[ann["video_id"]]
             entries.append(
                 {
@@ -208,7 +183,7 @@ class YTVISGroundTruth:
                     "areas_field": ann.get("areas"),
                 }
             )
-            tracks.append(rles)
+            tracks.append([_gt_frame_rle(s, spec) for s in ann["segmentations"]])
         return {
             vid: _make_tracks(entries, rles, self.videos[vid].length)
             for vid, (entries, rles) in per_video.items()
