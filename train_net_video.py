@@ -30,6 +30,7 @@ from video_mask2former.d2.config import get_video_cfg
 from video_mask2former.d2.datasets import get_video_dataset_dicts
 from video_mask2former.d2.distributed import device_aware_ddp
 from video_mask2former.d2.evaluator import YTVISEvaluator
+from video_mask2former.d2.joint import build_joint_train_loader, uses_joint_loader
 from video_mask2former.d2.mapper import YTVISDatasetMapper
 from video_mask2former.d2.solver import build_optimizer
 
@@ -82,6 +83,8 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
+        if uses_joint_loader(cfg):  # image datasets as pseudo-videos, DATASETS.DATASET_RATIO
+            return build_joint_train_loader(cfg)
         dataset = get_video_dataset_dicts(
             cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS
         )

@@ -94,3 +94,53 @@ def test_official_values(year, max_iter, steps):
     # 2019 tests Swin at 480; the official 2021 Swin-L keeps 360 (out of memory at 480).
     assert swin_l.INPUT.MIN_SIZE_TEST == (480 if year == "2019" else 360)
     assert load("swin/video_maskformer2_swin_tiny_bs16_8ep.yaml").INPUT.MIN_SIZE_TEST == 480
+
+
+def test_joint_training_keys_without_detectron2():
+    cfg = CfgNode(
+        {"INPUT": {"CROP": {}}, "SOLVER": {}, "MODEL": {"RESNETS": {}, "SEM_SEG_HEAD": {}}}
+    )
+    add_maskformer2_config(cfg)
+    add_maskformer2_video_config(cfg)
+    assert cfg.DATASETS.DATASET_RATIO == []
+    assert cfg.INPUT.PSEUDO.AUGMENTATIONS == ["rotation"]
+    assert cfg.INPUT.PSEUDO.CROP.ENABLED and cfg.INPUT.PSEUDO.MIN_SIZE_TRAIN_SAMPLING == "choice"
+
+
+@requires_detectron2
+@pytest.mark.parametrize(
+    "folder, datasets, ratio, steps, max_iter",
+    [  # VITA's configs/{youtubevis_2019,youtubevis_2021,ovis}/vita_*_bs8.yaml
+        (
+            "youtubevis_2019",
+            ("coco2ytvis2019_train", "ytvis_2019_train"),
+            [1.0, 0.75],
+            (75000,),
+            140000,
+        ),
+        (
+            "youtubevis_2021",
+            ("coco2ytvis2021_train", "ytvis_2021_train"),
+            [1.0, 0.8],
+            (100000,),
+            187500,
+        ),
+        ("ovis", ("coco2ovis_train", "ovis_train"), [1.0, 0.25], (50000, 125000), 150000),
+    ],
+)
+def test_joint_configs(folder, datasets, ratio, steps, max_iter):
+    for name in (
+        "video_maskformer2_R50_bs8_coco_joint.yaml",
+        "swin/video_maskformer2_swin_large_IN21k_384_bs8_coco_joint.yaml",
+    ):
+        cfg = _video_cfg()
+        cfg.merge_from_file(os.path.join(CONFIG_DIR, folder, name))
+        assert cfg.DATASETS.TRAIN == datasets and cfg.DATASETS.DATASET_RATIO == ratio
+        assert (tuple(cfg.SOLVER.STEPS), cfg.SOLVER.MAX_ITER) == (steps, max_iter)
+        assert (cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.BASE_LR) == (8, 5e-5)
+        assert cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES == (25 if folder == "ovis" else 40)
+        assert cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS
+        if "swin" in name:
+            assert (
+                cfg.MODEL.SWIN.EMBED_DIM == 192 and cfg.MODEL.MASK_FORMER.NUM_OBJECT_QUERIES == 200
+            )

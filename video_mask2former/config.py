@@ -150,6 +150,39 @@ def _add_swin_config(cfg):
     cfg.MODEL.SWIN.USE_CHECKPOINT = False
 
 
+def _add_joint_training_config(cfg):
+    if "DATASETS" not in cfg:
+        cfg.DATASETS = _new_node(cfg)
+    # Joint training (video_mask2former.d2.joint): one weight per DATASETS.TRAIN entry, which may
+    # mix video and image datasets; each training clip comes from dataset i with probability
+    # DATASET_RATIO[i] / sum(DATASET_RATIO). Empty: in proportion to the datasets' sizes (one
+    # concatenated dataset). The peers' joint configs (VITA) use e.g. [1.0, 0.75] for
+    # ("coco2ytvis2019_train", "ytvis_2019_train").
+    cfg.DATASETS.DATASET_RATIO = []
+
+    # Image datasets as pseudo-videos (video_mask2former.data.pseudo_video): each of the
+    # INPUT.SAMPLING_FRAME_NUM frames is the image under its own random crop / resize / rotation.
+    # Defaults: the INPUT.PSEUDO values of the VITA configs (configs/*/vita_*_bs8.yaml), with the
+    # differences noted.
+    cfg.INPUT.PSEUDO = _new_node(cfg)
+    # Extra augmentations, per frame: "brightness", "contrast", "saturation", "rotation" (+-15
+    # degrees, angles sorted through the clip as the peers' RandomRotationClip). VITA: rotation.
+    cfg.INPUT.PSEUDO.AUGMENTATIONS = ["rotation"]
+    # Shorter-edge lengths and longer-edge limit of the resize (VITA's values).
+    cfg.INPUT.PSEUDO.MIN_SIZE_TRAIN = (288, 320, 352, 384, 416, 448, 480, 512)
+    cfg.INPUT.PSEUDO.MAX_SIZE_TRAIN = 768
+    # "choice" / "range": a length per frame (the objects change scale through the clip);
+    # "choice_by_clip" / "range_by_clip": one per clip (VITA: "choice_by_clip").
+    cfg.INPUT.PSEUDO.MIN_SIZE_TRAIN_SAMPLING = "choice"
+    cfg.INPUT.PSEUDO.CROP = _new_node(cfg)
+    # A random crop of the image, a new window per frame (the objects move and may leave the
+    # frame). VITA: enabled with these type and size, but one window per clip, applied with
+    # probability 1/2 after a resize to a 400-600 shorter edge.
+    cfg.INPUT.PSEUDO.CROP.ENABLED = True
+    cfg.INPUT.PSEUDO.CROP.TYPE = "absolute_range"
+    cfg.INPUT.PSEUDO.CROP.SIZE = (384, 600)
+
+
 def add_maskformer2_config(cfg):
     """Add the keys of Mask2Former (model, pixel decoder, Swin backbone, solver, input).
 
@@ -165,7 +198,8 @@ def add_maskformer2_config(cfg):
 
 
 def add_maskformer2_video_config(cfg):
-    """Add the keys of the video model: clip sampling, clip augmentations, video inference.
+    """Add the keys of the video model: clip sampling, clip augmentations, video inference, and
+    joint training with image datasets (dataset ratios, pseudo-video augmentation).
 
     Call after :func:`add_maskformer2_config`.
 
@@ -196,3 +230,5 @@ def add_maskformer2_video_config(cfg):
     # provide half of the model or its whole backbone, else loading raises an error listing the
     # keys. True (experts): load whatever fits and only warn.
     cfg.MODEL.ALLOW_PARTIAL_WEIGHTS = False
+
+    _add_joint_training_config(cfg)

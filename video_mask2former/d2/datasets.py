@@ -101,6 +101,11 @@ def get_video_dataset_dicts(
         dataset = DatasetCatalog.get(name)
         if len(dataset) == 0:
             raise ValueError(f"Dataset {name!r} has no videos.")
+        if "file_names" not in dataset[0]:
+            raise ValueError(
+                f"Dataset {name!r} holds images, not videos: an image set trains as pseudo-videos "
+                f"in DATASETS.TRAIN (video_mask2former.d2.joint) and cannot be evaluated on."
+            )
         records.extend(dataset)
     if filter_empty:
         kept = [r for r in records if _has_instances(r)]
