@@ -11,6 +11,9 @@
 frame rate). ``--save-masks`` writes the kept instances in the YouTube-VIS ``results.json`` format.
 ``--window-size W`` runs the windowed inference for long videos: frames are streamed from disk
 and memory does not grow with the video's length.
+``--online`` writes each frame as soon as it is known (``--input`` may then also be a camera index
+or a stream URL; ``--save-masks`` writes JSON lines, one per frame; Ctrl-C stops cleanly): see
+``online.py``.
 """
 
 import argparse
@@ -25,10 +28,12 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(_HERE), _HERE]
 
 from detectron2.utils.logger import setup_logger  # noqa: E402
+from online import live_inputs, run_online  # noqa: E402
 from predictor import VideoPredictor  # noqa: E402
 from video_io import FrameWriter  # noqa: E402
 from visualizer import VideoVisualizer  # noqa: E402
 
+from video_mask2former.checkpoint import CheckpointMismatchError  # noqa: E402
 from video_mask2former.d2.config import get_video_cfg  # noqa: E402
 from video_mask2former.data.frames import FrameSource  # noqa: E402
 from video_mask2former.evaluation import video_predictions_to_results, write_results_json  # noqa
@@ -53,7 +58,8 @@ def get_parser() -> argparse.ArgumentParser:
         type=str,
         nargs="+",
         required=True,
-        help="a folder of frames, a glob such as 'dir/*.jpg', image files, or one video file",
+        help="a folder of frames, a glob such as 'dir/*.jpg', image files, or one video file; "
+        "with --online also a camera index (0) or a stream URL (rtsp://, http://, file://)",
     )
     parser.add_argument(
         "--output",
@@ -83,6 +89,18 @@ def get_parser() -> argparse.ArgumentParser:
         "at once; default: MODEL.MASK_FORMER.TEST.WINDOW_SIZE of the config)",
     )
     parser.add_argument(
+        "--online",
+        action="store_true",
+        help="online inference: each frame is written as soon as its window (--window-size, "
+        "default 1) is processed, with track ids; --save-masks then writes JSON lines",
+    )
+    parser.add_argument(
+        "--allow-partial-weights",
+        action="store_true",
+        help="load whatever part of MODEL.WEIGHTS fits the model and only warn (experts; "
+        "default: weights that do not fit the model exactly are an error)",
+    )
+    parser.add_argument(
         "--opts",
         default=[],
         nargs=argparse.REMAINDER,
@@ -97,6 +115,8 @@ def setup_cfg(args):
         if args.window_size < 0:
             raise ValueError(f"--window-size must be >= 0, got {args.window_size}")
         cfg.MODEL.MASK_FORMER.TEST.WINDOW_SIZE = args.window_size
+    if args.allow_partial_weights:
+        cfg.MODEL.ALLOW_PARTIAL_WEIGHTS = True
     cfg.freeze()
     return cfg
 
@@ -119,6 +139,13 @@ def main(argv=None) -> int:
     cfg = setup_cfg(args)
     if args.output is None and args.save_masks is None:
         raise SystemExit("Nothing to do: give --output and/or --save-masks.")
+    if args.online:
+        return run_online(args, cfg, VideoPredictor, _class_names, _dataset_ids)
+    if live_inputs(args.input):
+        raise ValueError(
+            f"--input {' '.join(live_inputs(args.input))}: a camera or a stream "
+            f"URL is read with --online"
+        )
 
     source = FrameSource(args.input)
     logger.info(f"Input: {len(source)} frames of {source.width}x{source.height}")
@@ -149,6 +176,7 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except (OSError, ValueError) as e:  # FileNotFoundError and FrameSourceError included
-        # Bad inputs (missing folder / checkpoint, unreadable frame): the message says what.
+    except (OSError, ValueError, CheckpointMismatchError) as e:  # FileNotFoundError, ...
+        # Bad inputs (missing folder, checkpoint that is unreadable or does not fit the model,
+        # unreadable frame): the message says what.
         sys.exit(f"demo.py: error: {e}")

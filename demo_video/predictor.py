@@ -26,6 +26,9 @@ class VideoPredictor:
     Raises:
         ValueError: when ``MODEL.WEIGHTS`` is empty (the demo needs trained weights).
         FileNotFoundError: when ``MODEL.WEIGHTS`` names a file that does not exist.
+        CheckpointFileError: when ``MODEL.WEIGHTS`` is not a checkpoint.
+        CheckpointMismatchError: when its weights do not fit the model exactly (unless
+            ``MODEL.ALLOW_PARTIAL_WEIGHTS``).
     """
 
     def __init__(self, cfg):
@@ -35,7 +38,8 @@ class VideoPredictor:
             )
         self.cfg = cfg.clone()
         self.model = build_model(self.cfg).eval()
-        VideoCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
+        checkpointer = VideoCheckpointer(self.model, allow_partial=cfg.MODEL.ALLOW_PARTIAL_WEIGHTS)
+        checkpointer.load(cfg.MODEL.WEIGHTS)
         self.augmentations = build_clip_augmentation_from_cfg(cfg, is_train=False)
         self.input_format = cfg.INPUT.FORMAT
         names = list(cfg.DATASETS.TEST) or list(cfg.DATASETS.TRAIN)
@@ -73,3 +77,17 @@ class VideoPredictor:
             if self.model.window_size > 0:
                 return self.model.inference_windowed(tensors, size)
             return self.model([{"image": list(tensors), "height": size[0], "width": size[1]}])
+
+    def stream(self, window_size: int = 1, policy=None):
+        """Online inference over this model (see :meth:`VideoMaskFormer.stream`): push (H, W, 3)
+        uint8 RGB frames one at a time; they are resized like the test loader and the masks come
+        back at their size.
+
+        Args:
+            window_size (int): W, frames per window (1: per-frame online).
+            policy (StreamPolicy, optional): reporting thresholds and track ending.
+
+        Returns:
+            VideoStream
+        """
+        return self.model.stream(window_size, transform=self._to_tensor, policy=policy)

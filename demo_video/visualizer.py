@@ -10,7 +10,13 @@ from typing import Iterable, List, Optional, Sequence
 import cv2
 import numpy as np
 
-__all__ = ["instance_colors", "draw_instances", "VideoVisualizer"]
+__all__ = [
+    "instance_colors",
+    "track_color",
+    "draw_instances",
+    "draw_frame_result",
+    "VideoVisualizer",
+]
 
 # Opacity of the mask overlay.
 MASK_ALPHA = 0.5
@@ -33,13 +39,16 @@ def _frame_mask(track, t: int) -> np.ndarray:
     return np.asarray(frame, dtype=bool)
 
 
+def track_color(index: int) -> tuple:
+    """The RGB colour (uint8 tuple) of instance or track ``index``: saturated, well apart from
+    those of nearby indices, the same for the same index."""
+    r, g, b = colorsys.hsv_to_rgb((index * _HUE_STEP) % 1.0, 0.75, 0.95)
+    return (int(r * 255), int(g * 255), int(b * 255))
+
+
 def instance_colors(num: int) -> List[tuple]:
     """``num`` distinct, saturated RGB colours (uint8 tuples), the same for the same index."""
-    colors = []
-    for i in range(num):
-        r, g, b = colorsys.hsv_to_rgb((i * _HUE_STEP) % 1.0, 0.75, 0.95)
-        colors.append((int(r * 255), int(g * 255), int(b * 255)))
-    return colors
+    return [track_color(i) for i in range(num)]
 
 
 def _text_anchor(mask: np.ndarray) -> Optional[tuple]:
@@ -185,3 +194,24 @@ class VideoVisualizer:
             raise ValueError(
                 f"masks of shape {tuple(masks[0].shape)} do not match the {count} frames given"
             )
+
+
+def draw_frame_result(frame: np.ndarray, result, class_names: Sequence[str]) -> np.ndarray:
+    """Draw one frame of a stream (online inference): each instance in its track's colour,
+    labelled with its class, track id and score.
+
+    Args:
+        frame (ndarray): (H, W, 3) uint8 RGB.
+        result: a :class:`~video_mask2former.modeling.streaming.FrameResult` of that frame.
+        class_names (sequence of str): name of every contiguous class id.
+
+    Returns:
+        ndarray: a new (H, W, 3) uint8 RGB frame.
+    """
+    labels = []
+    for instance in result.instances:
+        label = instance.label
+        name = class_names[label] if 0 <= label < len(class_names) else str(label)
+        labels.append(f"{name} #{instance.track_id} {instance.score * 100:.0f}%")
+    colors = [track_color(instance.track_id) for instance in result.instances]
+    return draw_instances(frame, result.masks(), colors, labels)

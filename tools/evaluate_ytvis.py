@@ -5,6 +5,10 @@
 
 Prints the twelve numbers (AP, AP50, ..., ARl on the 0-1 scale; -1 where no ground truth falls in an
 area range) and optionally writes them as a JSON object with those keys.
+
+YouTube-VIS 2022: give ``--gt`` the folder holding ``gt_short.json`` and ``gt_long.json``; the short
+and the long videos are scored apart (``AP_S``, ``AP_L``, ``AP`` their mean, and every number
+suffixed ``_S`` / ``_L``), as the 2022 challenge reports them.
 """
 
 import argparse
@@ -18,6 +22,7 @@ from video_mask2former.evaluation import (
     YTVISGroundTruth,
     evaluate_ytvis,
 )
+from video_mask2former.evaluation.ytvis2022 import evaluate_2022, format_2022_table
 
 
 def format_table(stats: dict) -> str:
@@ -30,7 +35,13 @@ def format_table(stats: dict) -> str:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--gt", type=str, required=True, help="YouTube-VIS annotation JSON")
+    parser.add_argument(
+        "--gt",
+        type=str,
+        required=True,
+        help="YouTube-VIS annotation JSON, or a YouTube-VIS 2022 folder with gt_short.json and "
+        "gt_long.json",
+    )
     parser.add_argument("--results", type=str, required=True, help="results.json to score")
     parser.add_argument("--json", type=str, default=None, help="write the twelve numbers here")
     return parser.parse_args(argv)
@@ -38,6 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if os.path.isdir(args.gt):
+        return _main_2022(args)
     try:
         ground_truth = YTVISGroundTruth.from_json(args.gt)
         if not ground_truth.has_annotations:
@@ -54,11 +67,23 @@ def main(argv=None) -> int:
     return 0
 
 
-def _write_stats(stats: dict, path: str) -> None:
+def _main_2022(args: argparse.Namespace) -> int:
+    try:
+        scores = evaluate_2022(args.gt, args.results)
+    except YTVISFormatError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_2022_table(scores))
+    if args.json:
+        _write_stats(scores, args.json, keys=list(scores))
+    return 0
+
+
+def _write_stats(stats: dict, path: str, keys=STAT_KEYS) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     with open(path, "w") as f:
-        json.dump({k: stats[k] for k in STAT_KEYS}, f, indent=1)
+        json.dump({k: stats[k] for k in keys}, f, indent=1)
 
 
 if __name__ == "__main__":

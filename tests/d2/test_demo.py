@@ -155,3 +155,23 @@ def test_demo_windowed_streams_a_video_file(synthetic_root, weights, tmp_path):
     assert len(results) == 10
     assert all(len(r["segmentations"]) == len(names) for r in results)
     assert out.stat().st_size > 0
+
+
+def test_demo_weights_that_do_not_fit(synthetic_root, tmp_path):
+    """Weights of another architecture are an error, unless --allow-partial-weights."""
+    import torch
+    from detectron2.modeling import build_model
+
+    from tests.d2.helpers import SMOKE_CONFIG, video_cfg
+
+    opts = ["MODEL.MASK_FORMER.HIDDEN_DIM", 32, "MODEL.MASK_FORMER.NUM_OBJECT_QUERIES", 5]
+    weights = str(tmp_path / "hidden32.pth")
+    torch.save({"model": build_model(video_cfg(SMOKE_CONFIG, opts)).state_dict()}, weights)
+    masks = tmp_path / "masks.json"
+    args = ("--input", _video_folder(synthetic_root), "--save-masks", str(masks))
+    proc = _demo(*args, weights=weights)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "hidden32.pth does not fit the model" in proc.stderr and not masks.exists()
+    proc = _demo(*args, "--allow-partial-weights", weights=weights)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Loading only what fits" in proc.stdout + proc.stderr and masks.exists()

@@ -44,12 +44,19 @@ def test_split_table_layout():
         "ovis_val": ("ovis/valid", "ovis/annotations/annotations_valid.json"),
         "ytvis_synthetic_train": ("ytvis_synthetic/train/JPEGImages", "ytvis_synthetic/train.json"),
         "ytvis_synthetic_val": ("ytvis_synthetic/valid/JPEGImages", "ytvis_synthetic/valid.json"),
+        "ytvis_2022_val": ("ytvis_2022/valid/JPEGImages", "ytvis_2022/valid.json"),
+        "ytvis_2022_val_long": ("ytvis_2022/valid/JPEGImages", "ytvis_2022/gt_long.json"),
     }
     for name, (image_root, json_file) in expected.items():
         split = BUILTIN_SPLITS[name]
         assert (split.image_root, split.json_file) == (image_root, json_file)
         assert split.paths("/d") == (os.path.join("/d", image_root), os.path.join("/d", json_file))
-    assert len(BUILTIN_SPLITS) == 11
+    assert len(BUILTIN_SPLITS) == 14
+    assert BUILTIN_SPLITS["ytvis_2022_val"].subset_paths("/d") == {
+        "short": "/d/ytvis_2022/gt_short.json",
+        "long": "/d/ytvis_2022/gt_long.json",
+    }
+    assert metadata_for("ytvis_2022_val_short") == metadata_for("ytvis_2021")
 
 
 def test_datasets_root_and_unknown_name(monkeypatch):

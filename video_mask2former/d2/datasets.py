@@ -1,8 +1,9 @@
 """Register YouTube-VIS-format datasets in detectron2's DatasetCatalog / MetadataCatalog.
 
-Built-in splits (``video_mask2former.data.builtin_meta.BUILTIN_SPLITS``: YouTube-VIS 2019/2021,
-OVIS, the synthetic set) are registered under the datasets root ``$DETECTRON2_DATASETS``
-(default ``"datasets"``), read when :func:`register_all_builtin` runs (at package import).
+Built-in splits (``video_mask2former.data.builtin_meta.BUILTIN_SPLITS``: YouTube-VIS
+2019/2021/2022, OVIS, the synthetic set) are registered under the datasets root
+``$DETECTRON2_DATASETS`` (default ``"datasets"``), read when :func:`register_all_builtin` runs (at
+package import).
 Loading is lazy: a file is read only when ``DatasetCatalog.get(name)`` is called.
 """
 
@@ -67,7 +68,10 @@ def register_all_builtin(root: Optional[str] = None) -> None:
         if name in registered:
             continue
         image_root, json_file = split.paths(root)
-        register_ytvis_instances(name, metadata_for(name), json_file, image_root)
+        metadata = metadata_for(name)
+        if split.subset_json_files:  # scored per subset when the files exist (evaluator.py)
+            metadata["subset_json_files"] = split.subset_paths(root)
+        register_ytvis_instances(name, metadata, json_file, image_root)
 
 
 def _has_instances(record: dict) -> bool:

@@ -4,7 +4,9 @@ Collects the per-video predictions (official eval output format) on every proces
 ``results.json`` and the server submission ``results.zip`` to ``output_dir``, and scores them with
 this project's implementation of the official metric when the dataset's annotation file has
 annotations. Reported like detectron2's evaluators: ``{"segm": {"AP": ..., ...}}`` on the 0-100
-scale, NaN where no ground truth falls in an area range, plus ``"AP-<class name>"``.
+scale, NaN where no ground truth falls in an area range, plus ``"AP-<class name>"``. A dataset
+whose metadata names ``subset_json_files`` (YouTube-VIS 2022: ``{"short": ..., "long": ...}``)
+is scored per subset when those files exist: ``AP_S``, ``AP_L``, ``AP`` (their mean), ...
 """
 
 import itertools
@@ -23,6 +25,7 @@ from ..evaluation import (
     save_results,
     video_predictions_to_results,
 )
+from ..evaluation.ytvis2022 import evaluate_2022, format_2022_table
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +92,9 @@ class YTVISEvaluator(DatasetEvaluator):
             PathManager.mkdirs(self._output_dir)
             json_path, zip_path = save_results(results, self._output_dir)
             logger.info(f"Wrote {len(results)} results to {json_path} and {zip_path}")
+        subsets = self._metadata.get("subset_json_files", None)
+        if subsets and all(PathManager.exists(path) for path in subsets.values()):
+            return self._evaluate_subsets(results, subsets)
         if not self._json_file:
             return {}
         ground_truth = YTVISGroundTruth.from_json(PathManager.get_local_path(self._json_file))
@@ -103,6 +109,16 @@ class YTVISEvaluator(DatasetEvaluator):
             ap = per_category.get(self._to_dataset_id[contiguous_id])
             if ap is not None:
                 segm[f"AP-{name}"] = ap * _PERCENT
+        return OrderedDict({"segm": segm})
+
+    def _evaluate_subsets(self, results: List[dict], subsets: Dict[str, str]) -> Dict:
+        """YouTube-VIS 2022: the short and long videos scored apart (``AP_S``, ``AP_L``, and
+        ``AP`` their mean, the challenge's mAP; every statistic suffixed ``_S`` / ``_L``)."""
+        local = {name: PathManager.get_local_path(path) for name, path in subsets.items()}
+        # the RLEs were encoded by pycocotools: their counts need no decode-check
+        scores = evaluate_2022(local, results, check_counts=False)
+        logger.info(f"{self._dataset_name}, short and long videos:\n{format_2022_table(scores)}")
+        segm = {k: v * _PERCENT if v >= 0 else float("nan") for k, v in scores.items()}
         return OrderedDict({"segm": segm})
 
 

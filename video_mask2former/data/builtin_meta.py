@@ -154,16 +154,23 @@ class BuiltinSplit:
         image_root (str): folder of the frames, relative to the datasets root.
         json_file (str): annotation file, relative to the datasets root.
         categories (str): key of :data:`CATEGORIES`.
+        subset_json_files (tuple): ``(subset, json_file)`` pairs of ground truths scored apart
+            (YouTube-VIS 2022: ``short`` and ``long``), relative to the datasets root.
     """
 
     name: str
     image_root: str
     json_file: str
     categories: str
+    subset_json_files: Tuple[Tuple[str, str], ...] = ()
 
     def paths(self, root: str) -> Tuple[str, str]:
         """Return ``(image_root, json_file)`` joined onto the datasets root ``root``."""
         return os.path.join(root, self.image_root), os.path.join(root, self.json_file)
+
+    def subset_paths(self, root: str) -> Dict[str, str]:
+        """``subset_json_files`` joined onto the datasets root ``root``."""
+        return {subset: os.path.join(root, path) for subset, path in self.subset_json_files}
 
 
 def _ytvis_splits(year_dir: str, categories: str) -> List[BuiltinSplit]:
@@ -195,6 +202,27 @@ def _ovis_splits() -> List[BuiltinSplit]:
     ]
 
 
+def _ytvis_2022_splits() -> List[BuiltinSplit]:
+    # The 2022 validation set (the 2021 valid videos + 71 long videos) in the layout of its
+    # release: ytvis_2022/valid.json, ytvis_2022/valid/JPEGImages, and its ground truth as two
+    # files, gt_short.json and gt_long.json, scored apart (AP_S, AP_L:
+    # video_mask2former.evaluation.ytvis2022). Training uses ytvis_2021_train (the same set).
+    gt_files = (("short", "ytvis_2022/gt_short.json"), ("long", "ytvis_2022/gt_long.json"))
+    image_root = "ytvis_2022/valid/JPEGImages"
+    whole = BuiltinSplit(
+        name="ytvis_2022_val",
+        image_root=image_root,
+        json_file="ytvis_2022/valid.json",
+        categories="ytvis_2021",
+        subset_json_files=gt_files,
+    )
+    subsets = [
+        BuiltinSplit(f"ytvis_2022_val_{subset}", image_root, json_file, "ytvis_2021")
+        for subset, json_file in gt_files
+    ]
+    return [whole] + subsets
+
+
 def _synthetic_splits() -> List[BuiltinSplit]:
     # Written by datasets/prepare_synthetic_ytvis.py in the YouTube-VIS layout (val is annotated).
     folders = {"train": "train", "val": "valid"}
@@ -214,6 +242,7 @@ BUILTIN_SPLITS: Dict[str, BuiltinSplit] = {
     for split in (
         _ytvis_splits("ytvis_2019", "ytvis_2019")
         + _ytvis_splits("ytvis_2021", "ytvis_2021")
+        + _ytvis_2022_splits()
         + _ovis_splits()
         + _synthetic_splits()
     )

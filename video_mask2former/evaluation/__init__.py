@@ -1,4 +1,5 @@
-"""YouTube-VIS results files and the official AP/AR metric, without detectron2."""
+"""YouTube-VIS results files and the official AP/AR metric (and the 2022 short / long split),
+without detectron2."""
 
 from .results import (
     VideoSpec,
@@ -10,6 +11,7 @@ from .results import (
     write_results_json,
     write_submission_zip,
 )
+from .ytvis2022 import evaluate_2022
 from .ytvis_metric import (
     STAT_KEYS,
     YTVISEvaluation,
@@ -24,6 +26,7 @@ __all__ = [
     "YTVISEvaluation",
     "YTVISFormatError",
     "YTVISGroundTruth",
+    "evaluate_2022",
     "evaluate_ytvis",
     "evaluate_ytvis_detailed",
     "load_results",

@@ -13,13 +13,14 @@ The attribute names ``backbone``, ``sem_seg_head`` and ``criterion`` give the of
 state-dict keys; ``pixel_mean``/``pixel_std`` are non-persistent buffers (not in the state_dict).
 """
 
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import nn
 
 from .inference import DEFAULT_CHUNK_SIZE, DEFAULT_TOPK, video_inference
+from .streaming import StreamPolicy, VideoStream
 from .windowed_inference import WindowOutput, windowed_inference
 
 
@@ -316,6 +317,46 @@ class VideoMaskFormer(nn.Module):
             size = max(1, len(frames))
         return windowed_inference(
             self.predict_window, frames, size, output_size, topk=self.test_topk
+        )
+
+    def stream(
+        self,
+        window_size: int = 1,
+        *,
+        output_size: Optional[Tuple[int, int]] = None,
+        transform: Optional[Callable] = None,
+        policy: Optional[StreamPolicy] = None,
+    ) -> VideoStream:
+        """Online (W = 1) or semi-online (W > 1) inference: per-frame results with stable ids.
+
+        ``stream.push(frame)`` returns the results of a window's W frames once its last frame
+        is pushed; ``stream.flush()`` runs the partial last window; ``stream.run(frames)``
+        yields every frame's result. See :mod:`.streaming` for the track management.
+
+        Args:
+            window_size (int): W, frames per window (the latency in frames).
+            output_size (tuple, optional): (H, W) of the masks; default: the first frame's size.
+            transform (callable, optional): applied to each pushed frame to make the model's
+                input (e.g. resizing to the test size); frames are (3, H, W) tensors or
+                (H, W, 3) uint8 RGB arrays before and after it.
+            policy (StreamPolicy, optional): thresholds; default ``StreamPolicy(topk=test_topk)``.
+
+        Returns:
+            VideoStream
+
+        Raises:
+            RuntimeError: the model is in training mode (call ``model.eval()`` first).
+        """
+        if self.training:
+            raise RuntimeError(
+                "VideoMaskFormer.stream: the model is in training mode; call " "model.eval() first"
+            )
+        return VideoStream(
+            self.predict_window,
+            window_size,
+            output_size=output_size,
+            transform=transform,
+            policy=policy if policy is not None else StreamPolicy(topk=self.test_topk),
         )
 
 

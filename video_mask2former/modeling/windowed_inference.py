@@ -17,6 +17,10 @@ the run lengths are computed there and only they are copied to the host). Featur
 float masks of the window are dropped, so memory does not grow with T beyond the RLEs of the
 results.
 
+The linking (:class:`WindowLinker`) and the score average (:func:`average_track_scores`) are
+shared with the online inference of :mod:`.streaming`, which reports every frame as soon as its
+window is linked instead of the video's top-k at the end.
+
 Decisions (documented in README.md):
 
 - **Score and class.** A track's probability of class ``c`` is its softmax probability of ``c``
@@ -35,7 +39,7 @@ Decisions (documented in README.md):
 """
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import torch
 from scipy.optimize import linear_sum_assignment
@@ -86,11 +90,67 @@ def match_embeddings(previous: torch.Tensor, current: torch.Tensor) -> torch.Ten
     return order
 
 
-class TrackAccumulator:
-    """Links window outputs into Q tracks and keeps only what the final result needs.
+def average_track_scores(
+    prob_sum_active: torch.Tensor,
+    prob_sum_all: torch.Tensor,
+    active_windows: torch.Tensor,
+    num_windows: Union[int, torch.Tensor],
+) -> torch.Tensor:
+    """Class probabilities of tracks averaged over their active windows (all when never active).
 
     Args:
-        output_size (tuple): (H, W) of the returned masks.
+        prob_sum_active (Tensor): (Q, K) sum of the probabilities over the active windows.
+        prob_sum_all (Tensor): (Q, K) sum over all windows of the track.
+        active_windows (Tensor): (Q,) number of windows where the track was active.
+        num_windows (int or Tensor): windows of the track: one count, or (Q,) one per track.
+
+    Returns:
+        Tensor: (Q, K) the averages.
+    """
+    active = active_windows[:, None]
+    averaged_active = prob_sum_active / active.clamp(min=1)
+    if isinstance(num_windows, torch.Tensor):
+        num_windows = num_windows[:, None].clamp(min=1)
+    averaged_all = prob_sum_all / num_windows
+    return torch.where(active > 0, averaged_active, averaged_all)
+
+
+@dataclass
+class LinkedWindow:
+    """One window put in track order: what is kept of it once the network's outputs are dropped.
+
+    Attributes:
+        order (Tensor): (Q,) int64 CPU, the query of the window that continues each track.
+        probs (Tensor): (Q, K) float32 CPU class probabilities (no-object column dropped).
+        rles (list[list[dict]]): Q lists of W compressed RLEs of the masks at the output size.
+        present (Tensor): (Q, W) bool CPU, whether each track's mask has a foreground pixel in
+            each frame.
+    """
+
+    order: torch.Tensor
+    probs: torch.Tensor
+    rles: List[List[Dict]]
+    present: torch.Tensor
+
+    @property
+    def active(self) -> torch.Tensor:
+        """(Q,) bool: a foreground pixel in some frame of the window."""
+        return self.present.any(dim=1)
+
+    @property
+    def num_frames(self) -> int:
+        return self.present.shape[1]
+
+
+class WindowLinker:
+    """Puts consecutive windows in track order and encodes their masks (shared by the windowed
+    and the streaming inference).
+
+    The first window fixes the order (track ``j`` is query ``j``); each later window's queries
+    are matched to the previous window's, in track order (:func:`match_embeddings`).
+
+    Args:
+        output_size (tuple): (H, W) of the encoded masks.
         maps_per_chunk (int): (query, frame) mask maps resized at a time.
     """
 
@@ -98,47 +158,32 @@ class TrackAccumulator:
         self.output_size = tuple(int(s) for s in output_size)
         self.maps_per_chunk = max(1, int(maps_per_chunk))
         self.num_windows = 0
-        self.num_frames = 0
         self._embeds: Optional[torch.Tensor] = None  # (Q, C) of the last window, track order
-        self._prob_sum_all: Optional[torch.Tensor] = None  # (Q, K)
-        self._prob_sum_active: Optional[torch.Tensor] = None  # (Q, K)
-        self._active_windows: Optional[torch.Tensor] = None  # (Q,)
-        self._rles: List[List[Dict]] = []  # per track, one RLE per frame so far
         # The RLE of an empty mask, shared by every empty frame of every track.
-        self._empty_rle = encode_masks(torch.zeros((1, *self.output_size), dtype=torch.bool))[0]
+        self.empty_rle = encode_masks(torch.zeros((1, *self.output_size), dtype=torch.bool))[0]
 
-    def add(self, window: WindowOutput) -> torch.Tensor:
-        """Append one window.
-
-        Returns:
-            Tensor: (Q,) the query of this window that continues each track.
-        """
+    def link(self, window: WindowOutput) -> LinkedWindow:
+        """Match ``window`` to the previous one, then encode its masks in track order."""
         num_queries = window.pred_logits.shape[0]
         if self._embeds is None:
             order = torch.arange(num_queries)
-            self._prob_sum_all = torch.zeros(num_queries, window.pred_logits.shape[1] - 1)
-            self._prob_sum_active = torch.zeros_like(self._prob_sum_all)
-            self._active_windows = torch.zeros(num_queries)
-            self._rles = [[] for _ in range(num_queries)]
         else:
             if num_queries != self._embeds.shape[0]:
                 raise ValueError(
-                    f"TrackAccumulator: window {self.num_windows} has {num_queries} queries, "
-                    f"earlier windows had {self._embeds.shape[0]}"
+                    f"window {self.num_windows} has {num_queries} queries, earlier windows had "
+                    f"{self._embeds.shape[0]}"
                 )
             order = match_embeddings(self._embeds, window.pred_embeds)
         device_order = order.to(window.pred_logits.device)
         self._embeds = window.pred_embeds[device_order].detach()
         probs = F.softmax(window.pred_logits[device_order].float(), dim=-1)[:, :-1].cpu()
-        active = self._append_masks(window, device_order)  # (Q,) bool
-        self._prob_sum_all += probs
-        self._prob_sum_active += probs * active[:, None]
-        self._active_windows += active
+        rles, present = self._encode_masks(window, device_order)
         self.num_windows += 1
-        self.num_frames += window.pred_masks.shape[1]
-        return order
+        return LinkedWindow(order=order, probs=probs, rles=rles, present=present)
 
-    def _append_masks(self, window: WindowOutput, order: torch.Tensor) -> torch.Tensor:
+    def _encode_masks(
+        self, window: WindowOutput, order: torch.Tensor
+    ) -> Tuple[List[List[Dict]], torch.Tensor]:
         """Resize, threshold and RLE-encode the window's masks in track order.
 
         Host syncs per window: one for the maps to resize, one per chunk of them on CUDA (the
@@ -146,7 +191,7 @@ class TrackAccumulator:
         stays bounded by ``maps_per_chunk``) and one for the returned flags.
 
         Returns:
-            Tensor: (Q,) bool CPU, whether each track has a foreground pixel in the window.
+            tuple: Q lists of W RLEs, and (Q, W) bool CPU foreground flags.
         """
         masks = window.pred_masks[order]  # (Q, W, h, w)
         num_queries, num_frames = masks.shape[:2]
@@ -165,22 +210,63 @@ class TrackAccumulator:
             binary = logits[:, 0] > MASK_LOGIT_THRESHOLD  # (n, H, W)
             has_pixels[indices] = binary.flatten(1).any(dim=1)
             rles.extend(encode_masks(binary))
-        window_rles = [[self._empty_rle] * num_frames for _ in range(num_queries)]
+        window_rles = [[self.empty_rle] * num_frames for _ in range(num_queries)]
         for flat, rle in zip(flat_indices.tolist(), rles):
             query, frame = divmod(flat, num_frames)
             window_rles[query][frame] = rle
-        for track, track_rles in zip(self._rles, window_rles):
+        return window_rles, has_pixels.view(num_queries, num_frames).cpu()
+
+
+class TrackAccumulator:
+    """Links window outputs into Q tracks and keeps only what the final result needs.
+
+    Args:
+        output_size (tuple): (H, W) of the returned masks.
+        maps_per_chunk (int): (query, frame) mask maps resized at a time.
+    """
+
+    def __init__(self, output_size: Tuple[int, int], maps_per_chunk: int = DEFAULT_MAPS_PER_CHUNK):
+        self._linker = WindowLinker(output_size, maps_per_chunk)
+        self.output_size = self._linker.output_size
+        self.num_windows = 0
+        self.num_frames = 0
+        self._prob_sum_all: Optional[torch.Tensor] = None  # (Q, K)
+        self._prob_sum_active: Optional[torch.Tensor] = None  # (Q, K)
+        self._active_windows: Optional[torch.Tensor] = None  # (Q,)
+        self._rles: List[List[Dict]] = []  # per track, one RLE per frame so far
+
+    def add(self, window: WindowOutput) -> torch.Tensor:
+        """Append one window.
+
+        Returns:
+            Tensor: (Q,) the query of this window that continues each track.
+        """
+        try:
+            linked = self._linker.link(window)
+        except ValueError as e:
+            raise ValueError(f"TrackAccumulator: {e}") from None
+        if self._prob_sum_all is None:
+            self._prob_sum_all = torch.zeros_like(linked.probs)
+            self._prob_sum_active = torch.zeros_like(linked.probs)
+            self._active_windows = torch.zeros(linked.probs.shape[0])
+            self._rles = [[] for _ in range(linked.probs.shape[0])]
+        active = linked.active
+        self._prob_sum_all += linked.probs
+        self._prob_sum_active += linked.probs * active[:, None]
+        self._active_windows += active
+        for track, track_rles in zip(self._rles, linked.rles):
             track.extend(track_rles)
-        return has_pixels.view(num_queries, num_frames).any(dim=1).cpu()
+        self.num_windows += 1
+        self.num_frames += linked.num_frames
+        return linked.order
 
     def track_scores(self) -> torch.Tensor:
         """(Q, K) class probabilities of the tracks, averaged over their active windows."""
         if self.num_windows == 0:
             raise RuntimeError("TrackAccumulator: no window was added")
-        active = self._active_windows[:, None]
-        averaged_active = self._prob_sum_active / active.clamp(min=1)
-        averaged_all = self._prob_sum_all / self.num_windows
-        return torch.where(active > 0, averaged_active, averaged_all)
+        return average_track_scores(
+            self._prob_sum_active, self._prob_sum_all, self._active_windows, self.num_windows
+        )
 
     def result(self, topk: int = DEFAULT_TOPK) -> Dict[str, object]:
         """The top-k (track, class) pairs in the official video-result format.

@@ -1,0 +1,249 @@
+"""Streaming (online / semi-online) inference: equality with the windowed mode, track management,
+per-frame delivery, bounded memory."""
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from tests.modeling.tiny_video_model import NUM_CLASSES, NUM_QUERIES, build_tiny_model, random_video
+from video_mask2former.data.live import LiveSource
+from video_mask2former.modeling.streaming import (
+    FrameSizeError,
+    StreamPolicy,
+    VideoStream,
+    collect_video_result,
+)
+from video_mask2former.modeling.windowed_inference import WindowOutput
+
+
+def _assert_same_video_result(online, offline):
+    """Same predictions (as (track, label) -> score, masks), same ordering of the scores."""
+    assert online["image_size"] == offline["image_size"]
+    assert online["pred_scores"] == sorted(offline["pred_scores"], reverse=True)
+
+    def by_key(result):
+        return {
+            (t, c): (s, m.rles)
+            for t, c, s, m in zip(
+                result["pred_track_ids"],
+                result["pred_labels"],
+                result["pred_scores"],
+                result["pred_masks"],
+            )
+        }
+
+    assert by_key(online) == by_key(offline)  # scores exactly, RLEs byte for byte
+
+
+@pytest.mark.parametrize("window_size", [4, 6])
+def test_one_window_covering_the_video_equals_windowed(window_size):
+    model = build_tiny_model(test_topk=7).eval()
+    frames = random_video(4, 40, 48, seed=3)
+    offline = model.inference_windowed(frames, (45, 50), window_size=window_size)
+    stream = model.stream(
+        window_size, output_size=(45, 50), policy=StreamPolicy.report_everything(topk=7)
+    )
+    online = collect_video_result(stream.run(frames))
+    _assert_same_video_result(online, offline)
+    assert any(mask.to_tensor().any() for mask in online["pred_masks"])  # not vacuous
+
+
+def test_several_windows_reporting_everything_equal_windowed():
+    """Same linking, same masks, same final scores: only the reporting decisions differ."""
+    model = build_tiny_model(test_topk=NUM_QUERIES * NUM_CLASSES).eval()
+    frames = random_video(5, 40, 48, seed=4)
+    offline = model.inference_windowed(frames, (40, 48), window_size=2)
+    stream = model.stream(2, policy=StreamPolicy.report_everything(topk=NUM_QUERIES * NUM_CLASSES))
+    online = collect_video_result(stream.run(frames))
+    _assert_same_video_result(online, offline)
+
+
+def test_push_returns_each_window_once_complete_and_flush_the_rest():
+    model = build_tiny_model().eval()
+    frames = random_video(4, 64, 64, seed=1)  # 64: one frame still has a 2x2 res5 map
+    stream = model.stream(3)
+    assert stream.push(frames[0]) == [] and stream.push(frames[1]) == []
+    window = stream.push(frames[2])
+    assert [r.frame_index for r in window] == [0, 1, 2]
+    assert all(r.frame is f for r, f in zip(window, frames))  # the pushed frames, not copies
+    assert all(r.image_size == (64, 64) and r.latency >= 0 for r in window)
+    assert stream.push(frames[3]) == []
+    assert [r.frame_index for r in stream.flush()] == [3]
+    assert stream.flush() == [] and stream.num_windows == 2
+
+
+def test_frame_of_another_size_is_an_error():
+    model = build_tiny_model().eval()
+    stream = model.stream(2)
+    stream.push(random_video(1, 32, 32)[0])
+    with pytest.raises(FrameSizeError, match=r"frame 1 of the stream is 40x32.*32x32"):
+        stream.push(random_video(1, 32, 40)[0])
+
+
+def test_bad_arguments_are_errors():
+    with pytest.raises(ValueError, match="score_threshold must be in"):
+        StreamPolicy(score_threshold=1.5)
+    with pytest.raises(ValueError, match="max_absent_frames must be >= 1 or None"):
+        StreamPolicy(max_absent_frames=0)
+    with pytest.raises(ValueError, match="window_size must be >= 1"):
+        VideoStream(lambda frames: None, 0)
+    model = build_tiny_model()
+    with pytest.raises(RuntimeError, match="training mode"):
+        model.stream(1)
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) RGB frame"):
+        model.eval().stream(1).push(np.zeros((8, 8), np.uint8))
+
+
+# --- track management on scripted windows ---------------------------------------------------
+
+_EMBEDS = torch.linalg.qr(torch.randn(16, 16, generator=torch.Generator().manual_seed(0)))[0][
+    :NUM_QUERIES
+]  # (Q, 16) orthonormal: matching is unambiguous
+
+
+def _scripted(frames_present, labels, perm=None, confidence=8.0):
+    """A WindowOutput of one frame: query i predicts ``labels[i]`` (-1: no object) and has a
+    mask block where ``frames_present[i]``; ``perm`` permutes the queries (query i is slot
+    perm[i])."""
+    perm = torch.arange(NUM_QUERIES) if perm is None else torch.as_tensor(perm)
+    logits = torch.zeros(NUM_QUERIES, NUM_CLASSES + 1)
+    masks = torch.full((NUM_QUERIES, 1, 8, 8), -10.0)
+    for query, slot in enumerate(perm.tolist()):
+        label = labels[slot]
+        logits[query, label if label >= 0 else NUM_CLASSES] = confidence
+        if frames_present[slot]:
+            masks[query, 0, slot : slot + 2, 0:2] = 10.0
+    return WindowOutput(logits, masks, _EMBEDS[perm], (8, 8), (8, 8))
+
+
+def _run_scripted(windows, policy):
+    """Stream one frame per scripted window; per frame, {track id: (label, score) of its best
+    reported pair}."""
+    queue = list(windows)
+    stream = VideoStream(lambda frames: queue.pop(0), 1, policy=policy)
+    frames = []
+    for _ in windows:
+        (result,) = stream.push(torch.zeros(3, 8, 8))
+        best = {}  # track id -> (label, score) of its best pair in the frame
+        for instance in result.instances:  # by decreasing score
+            best.setdefault(instance.track_id, (instance.label, instance.score))
+        frames.append(best)
+    return frames, stream
+
+
+def test_ids_follow_permuted_queries():
+    labels = [0, 1, -1, -1, -1]
+    present = [True, True, False, False, False]
+    windows = [_scripted(present, labels, perm) for perm in ([0, 1, 2, 3, 4], [3, 0, 4, 1, 2])]
+    frames, _ = _run_scripted(windows, StreamPolicy())
+    assert frames[0] == frames[1] and set(frames[0]) == {0, 1}
+    assert frames[0][0][0] == 0 and frames[0][1][0] == 1  # each id keeps its object's class
+
+
+def test_track_ends_after_absence_and_its_slot_gets_a_new_id():
+    labels = [0, -1, -1, -1, -1]
+    seen = [True, False, False, False, True, False, True]  # slot 0's object, frame by frame
+    windows = [_scripted([s, False, False, False, False], labels) for s in seen]
+    frames, stream = _run_scripted(windows, StreamPolicy(max_absent_frames=2))
+    ids = [set(f) for f in frames]
+    # absent 2 frames (1, 2): ended; back in frame 4 with a new id (ids 0..4 went to the first
+    # window's slots); absent 1 frame (5): kept.
+    assert ids == [{0}, set(), set(), set(), {NUM_QUERIES}, set(), {NUM_QUERIES}]
+    assert stream.track_ids[0] == NUM_QUERIES
+
+
+def test_reappearing_object_keeps_its_id_within_the_absence_limit():
+    labels = [2, -1, -1, -1, -1]
+    seen = [True, False, False, True]
+    windows = [_scripted([s, False, False, False, False], labels) for s in seen]
+    frames, _ = _run_scripted(windows, StreamPolicy(max_absent_frames=3))
+    assert [set(f) for f in frames] == [{0}, set(), set(), {0}]
+
+
+def test_confirmation_and_score_threshold():
+    labels = [0, 1, -1, -1, -1]
+    present = [True, True, False, False, False]
+    weak = _scripted(present, labels, confidence=0.5)  # slot 0 and 1 score ~0.33
+    strong = _scripted(present, labels)
+    frames, _ = _run_scripted([strong, strong, strong], StreamPolicy(confirm_windows=2))
+    assert [set(f) for f in frames] == [set(), {0, 1}, {0, 1}]  # reported from window 2 on
+    frames, _ = _run_scripted([weak], StreamPolicy(score_threshold=0.5))
+    assert frames == [{}]
+    frames, _ = _run_scripted([weak], StreamPolicy(score_threshold=0.3))
+    assert set(frames[0]) == {0, 1}
+
+
+def test_running_score_averages_active_windows_only():
+    labels = [0, -1, -1, -1, -1]
+    windows = [
+        _scripted([False] * 5, labels, confidence=8.0),  # inactive: not in the average
+        _scripted([True] + [False] * 4, labels, confidence=1.0),
+        _scripted([True] + [False] * 4, labels, confidence=3.0),
+    ]
+    frames, _ = _run_scripted(windows, StreamPolicy(score_threshold=0.0))
+    probs = [torch.softmax(torch.tensor([c, 0.0, 0.0, 0.0]), 0)[0].item() for c in (1.0, 3.0)]
+    assert frames[0] == {}  # absent: not reported
+    assert frames[1][0][1] == pytest.approx(probs[0])
+    assert frames[2][0][1] == pytest.approx((probs[0] + probs[1]) / 2)
+
+
+def test_frame_top_k_is_over_present_tracks():
+    labels = [0, 1, 2, 0, 1]
+    present = [False, False, True, True, True]
+    frames, _ = _run_scripted([_scripted(present, labels)], StreamPolicy(topk=2))
+    assert set(frames[0]) <= {2, 3, 4} and len(frames[0]) == 2
+
+
+# --- a video file, frame by frame, 1,000 frames ----------------------------------------------
+
+NUM_LONG_FRAMES = 1000
+# Frames after which the resident memory is taken as the baseline (allocator caches warm).
+WARMUP_FRAMES = 200
+# Allowed growth of the resident memory over the remaining 800 frames. Keeping each 64x64
+# frame (12 KiB) would add 9.4 MiB, keeping each frame's results several MiB more.
+MAX_RSS_GROWTH_MB = 6.0
+
+
+def _rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _write_still_video(path, num_frames, height=64, width=64):
+    frame = random_video(1, height, width, seed=7)[0].permute(1, 2, 0).numpy()
+    # OpenCV's own MJPEG encoder: the same JPEG for every frame (FFmpeg's rate control would
+    # change the quality after a while).
+    fourcc = cv2.VideoWriter_fourcc(*"MJPG")
+    writer = cv2.VideoWriter(path, cv2.CAP_OPENCV_MJPEG, fourcc, 30.0, (width, height))
+    for _ in range(num_frames):
+        writer.write(frame)
+    writer.release()
+
+
+def test_video_file_streamed_frame_by_frame_has_stable_ids_and_flat_memory(tmp_path):
+    """1,000 frames of a still scene from a video file: the same ids in every frame (the model
+    predicts the same every window, so any id change would be a linking error), and resident
+    memory that does not grow with the frames."""
+    path = str(tmp_path / "still.avi")
+    _write_still_video(path, NUM_LONG_FRAMES)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the 2-core CI machine: avoid oversubscription
+    try:
+        model = build_tiny_model().eval()
+        stream = model.stream(1, policy=StreamPolicy(score_threshold=0.0))
+        first, count, baseline = None, 0, None
+        for result in stream.run(LiveSource(path)):
+            ids = [(i.track_id, i.label, i.rle["counts"]) for i in result.instances]
+            first = ids if first is None else first
+            assert ids == first, f"frame {result.frame_index}"
+            count += 1
+            if count == WARMUP_FRAMES:
+                baseline = _rss_mb()
+    finally:
+        torch.set_num_threads(threads)
+    assert count == NUM_LONG_FRAMES and len(first) > 0
+    growth = _rss_mb() - baseline
+    assert growth < MAX_RSS_GROWTH_MB, f"RSS grew {growth:.1f} MiB over 800 frames"

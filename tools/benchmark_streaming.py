@@ -1,0 +1,290 @@
+#!/usr/bin/env python
+"""Streaming (online / semi-online) inference: per-frame latency, throughput, and AP against the
+offline modes.
+
+    # latency and throughput, R50 at 360x640, random weights (no detectron2 needed)
+    python tools/benchmark_streaming.py latency --backbone R50 --height 360 --width 640 \\
+        --frames 10 --window-sizes 1 2 5
+    # the same with the quick schedule's small model (a config: needs detectron2)
+    python tools/benchmark_streaming.py latency \\
+        --config-file configs/quick_schedules/video_maskformer2_R18_synthetic_quick.yaml \\
+        --height 128 --width 160 --frames 40
+    # AP: online vs windowed vs whole video, trained weights, synthetic videos (needs detectron2)
+    python tools/benchmark_streaming.py ap \\
+        --config-file configs/quick_schedules/video_maskformer2_R18_synthetic_quick.yaml \\
+        --weights output/quick_schedules/R18_synthetic/model_final.pth --seeds 1 2 3
+
+``latency``: for each W a fresh stream (after an untimed warm-up window) is fed ``--frames``
+frames back to back; the latency of a frame is the time from its ``push`` to its result (the
+stream's ``FrameResult.latency``: the wait for the rest of its window plus the window's network
+and post-processing), the throughput is frames per second of wall time. Frames pushed as fast as
+possible wait for nothing but the computation; from a camera at f frames/s (below the
+throughput) frame p of a window (0-based) waits (W - 1 - p) / f more.
+
+``ap``: per seed, a YouTube-VIS 2022-layout synthetic validation split (``--short-videos`` videos
+of the training clips' length and ``--long-videos`` longer ones, a fresh seed so none was
+trained on) scored apart (AP_S, AP_L: :mod:`video_mask2former.evaluation.ytvis2022`) for:
+whole-video inference; windowed inference with W frames; and online inference with W frames, with
+the default stream policy and with a score threshold of 0. The windowed and online rows of one W
+come from the same network outputs (recorded once, replayed), so they differ only in the track
+management. Figures, not assertions.
+"""
+
+import argparse
+import statistics
+import sys
+import time
+from typing import Callable, Dict, List
+
+import torch
+from tabulate import tabulate
+
+from video_mask2former.modeling.streaming import StreamPolicy, VideoStream, collect_video_result
+from video_mask2former.modeling.windowed_inference import windowed_inference
+
+# Window sizes compared: per-frame online (MinVIS), short and longer semi-online windows.
+DEFAULT_WINDOW_SIZES = (1, 2, 5)
+# Frames timed per window size: enough for a mean on 2 busy CPU cores in a few minutes (R50).
+DEFAULT_LATENCY_FRAMES = 10
+# Synthetic validation videos per seed: of the training clips' length (8) and longer (4x).
+DEFAULT_SHORT_VIDEOS, DEFAULT_SHORT_FRAMES = 8, 8
+DEFAULT_LONG_VIDEOS, DEFAULT_LONG_FRAMES = 8, 32
+DEFAULT_SEEDS = (101, 102, 103)
+# Classes of the random-weight models of the latency benchmark (YouTube-VIS).
+DEFAULT_NUM_CLASSES = 40
+MS_PER_S = 1000.0
+PERCENT = 100.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------
+
+
+def build_from_config(config_file: str, weights: str, device: str):
+    """A model of a detectron2 config (random weights when ``weights`` is empty) and the cfg."""
+    from detectron2.modeling import build_model
+
+    from video_mask2former.checkpoint import load_checkpoint
+    from video_mask2former.d2.config import get_video_cfg
+
+    cfg = get_video_cfg(config_file)
+    cfg.MODEL.DEVICE = device
+    cfg.freeze()
+    model = build_model(cfg).eval()
+    if weights:
+        load_checkpoint(model, weights)
+    return model, cfg
+
+
+def build_model(args):
+    if args.config_file:
+        return build_from_config(args.config_file, args.weights, args.device)[0]
+    from video_mask2former.modeling.build import build_video_maskformer
+
+    torch.manual_seed(args.seed)
+    model = build_video_maskformer(args.backbone, num_classes=args.num_classes)
+    return model.to(args.device).eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# Latency and throughput
+# ---------------------------------------------------------------------------------------------
+
+
+def measure_stream(model, frames: List[torch.Tensor], window_size: int) -> Dict[str, float]:
+    """Feed ``frames`` to a fresh stream after a warm-up window; latency and throughput."""
+    size = tuple(frames[0].shape[-2:])
+    warmup = model.stream(window_size, output_size=size)
+    list(warmup.run(frames[:window_size]))
+    stream = model.stream(window_size, output_size=size)
+    start = time.perf_counter()
+    latencies = [result.latency for result in stream.run(frames)]
+    seconds = time.perf_counter() - start
+    return {
+        "W": window_size,
+        "frames": len(latencies),
+        "mean latency (ms)": MS_PER_S * statistics.mean(latencies),
+        "max latency (ms)": MS_PER_S * max(latencies),
+        "throughput (frames/s)": len(latencies) / seconds,
+    }
+
+
+def run_latency(args) -> None:
+    from benchmark_long_video import synthetic_frames  # tools/: the same synthetic frames
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = build_model(args)
+    frames = list(synthetic_frames(args.frames, args.height, args.width, args.seed))
+    frames = [frame.to(args.device) for frame in frames]
+    name = args.config_file or args.backbone
+    print(f"{name}, {args.height}x{args.width}, {args.device}, {torch.get_num_threads()} threads")
+    rows = []
+    with torch.no_grad():
+        for window_size in args.window_sizes:
+            rows.append(measure_stream(model, frames, window_size))
+            print(f"  W={window_size} done", file=sys.stderr, flush=True)
+    print(tabulate(rows, headers="keys", tablefmt="github", floatfmt=("", "", ".0f", ".0f", ".2f")))
+
+
+# ---------------------------------------------------------------------------------------------
+# AP: online vs windowed vs whole video
+# ---------------------------------------------------------------------------------------------
+
+
+class Recorder:
+    """Wraps ``predict_window``, keeping every window's outputs to replay them."""
+
+    def __init__(self, predict_window: Callable):
+        self.predict_window = predict_window
+        self.windows = []
+
+    def __call__(self, frames):
+        output = self.predict_window(frames)
+        self.windows.append(output)
+        return output
+
+    def replay(self) -> Callable:
+        outputs = iter(self.windows)
+        return lambda frames: next(outputs)
+
+
+def predictions_of_video(model, tensors, size, window_sizes, topk) -> Dict[str, dict]:
+    """Every mode's prediction for one video (see the module docstring)."""
+    predictions = {}
+    video = {"image": tensors, "height": size[0], "width": size[1]}
+    model.window_size = 0
+    predictions["whole video"] = model([video])
+    policies = {
+        "online": StreamPolicy(topk=topk),
+        "online, threshold 0": StreamPolicy(topk=topk, score_threshold=0.0),
+    }
+    for window_size in window_sizes:
+        recorder = Recorder(model.predict_window)
+        predictions[f"windowed, W={window_size}"] = windowed_inference(
+            recorder, tensors, window_size, size, topk=topk
+        )
+        for name, policy in policies.items():
+            stream = VideoStream(recorder.replay(), window_size, output_size=size, policy=policy)
+            predictions[f"{name}, W={window_size}"] = collect_video_result(stream.run(tensors))
+    return predictions
+
+
+def _split(seed: int, args):
+    """A synthetic 2022-layout split in memory: ground-truth dicts and every video's frames."""
+    from video_mask2former.data.synthetic import generate_synthetic_ytvis
+    from video_mask2former.evaluation.ytvis2022 import combine_2022_split
+
+    parts = []
+    for index, (num_videos, num_frames) in enumerate(
+        ((args.short_videos, args.short_frames), (args.long_videos, args.long_frames))
+    ):
+        parts.append(
+            generate_synthetic_ytvis(
+                num_videos=num_videos,
+                num_frames=num_frames,
+                seed=seed * 2 + index,  # short and long videos drawn apart
+                split="val",
+                with_images=True,
+            )
+        )
+    (short, short_frames), (long, long_frames) = parts
+    return combine_2022_split(short, long), short_frames + long_frames
+
+
+def run_ap(args) -> None:
+    import numpy as np
+
+    from video_mask2former.d2.mapper import build_clip_augmentation_from_cfg
+    from video_mask2former.data.builtin_meta import metadata_for
+    from video_mask2former.evaluation import video_predictions_to_results
+    from video_mask2former.evaluation.ytvis2022 import evaluate_2022
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, cfg = build_from_config(args.config_file, args.weights, args.device)
+    augmentation = build_clip_augmentation_from_cfg(cfg, is_train=False)
+    id_map = metadata_for("ytvis_synthetic")["thing_dataset_id_to_contiguous_id"]
+    to_dataset = {c: d for d, c in id_map.items()}
+    topk = cfg.MODEL.MASK_FORMER.TEST.TOPK
+    per_seed: Dict[str, List[Dict[str, float]]] = {}
+    for seed in args.seeds:
+        files, videos_frames = _split(seed, args)
+        results: Dict[str, list] = {}
+        start = time.perf_counter()
+        for video, frames in zip(files["gt.json"]["videos"], videos_frames):
+            resized, _ = augmentation(list(frames), np.random.default_rng(0))
+            tensors = [torch.as_tensor(np.ascontiguousarray(f.transpose(2, 0, 1))) for f in resized]
+            size = (video["height"], video["width"])
+            with torch.no_grad():
+                modes = predictions_of_video(model, tensors, size, args.window_sizes, topk)
+            for mode, prediction in modes.items():
+                results.setdefault(mode, []).extend(
+                    video_predictions_to_results(
+                        video["id"], prediction, contiguous_to_dataset_id=to_dataset
+                    )
+                )
+        ground_truth = {"short": files["gt_short.json"], "long": files["gt_long.json"]}
+        for mode, entries in results.items():
+            scores = evaluate_2022(ground_truth, entries, check_counts=False)
+            per_seed.setdefault(mode, []).append(scores)
+        seconds = time.perf_counter() - start
+        print(f"seed {seed}: {len(videos_frames)} videos in {seconds:.0f} s", file=sys.stderr)
+    print(
+        f"{len(args.seeds)} seeds x ({args.short_videos} videos of {args.short_frames} frames + "
+        f"{args.long_videos} of {args.long_frames}); mean (std) over seeds, x100"
+    )
+    rows = []
+    for mode, scores in per_seed.items():
+        row = {"mode": mode}
+        for key in ("AP_S", "AP_L", "AP"):
+            values = [PERCENT * s[key] for s in scores]
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            row[key] = f"{statistics.mean(values):.1f} ({spread:.1f})"
+        rows.append(row)
+    print(tabulate(rows, headers="keys", tablefmt="github"))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    latency = sub.add_parser("latency", help="per-frame latency and throughput")
+    latency.add_argument("--backbone", type=str, default="R50", help="core build, random weights")
+    latency.add_argument("--num-classes", type=int, default=DEFAULT_NUM_CLASSES)
+    latency.add_argument("--config-file", type=str, default="", help="a config instead")
+    latency.add_argument("--weights", type=str, default="", help="weights of --config-file")
+    latency.add_argument("--height", type=int, default=360)
+    latency.add_argument("--width", type=int, default=640)
+    latency.add_argument("--frames", type=int, default=DEFAULT_LATENCY_FRAMES)
+    latency.add_argument("--seed", type=int, default=0, help="seed of the weights and frames")
+    ap = sub.add_parser("ap", help="AP of online vs windowed vs whole-video (trained weights)")
+    ap.add_argument("--config-file", type=str, required=True)
+    ap.add_argument("--weights", type=str, required=True)
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS))
+    ap.add_argument("--short-videos", type=int, default=DEFAULT_SHORT_VIDEOS)
+    ap.add_argument("--short-frames", type=int, default=DEFAULT_SHORT_FRAMES)
+    ap.add_argument("--long-videos", type=int, default=DEFAULT_LONG_VIDEOS)
+    ap.add_argument("--long-frames", type=int, default=DEFAULT_LONG_FRAMES)
+    for command in (latency, ap):
+        command.add_argument(
+            "--window-sizes", type=int, nargs="+", default=list(DEFAULT_WINDOW_SIZES)
+        )
+        command.add_argument("--device", type=str, default="cpu")
+        command.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    return parser
+
+
+def main(argv=None) -> None:
+    args = get_parser().parse_args(argv)
+    if args.command == "latency":
+        run_latency(args)
+    else:
+        run_ap(args)
+
+
+if __name__ == "__main__":
+    main()
