@@ -36,7 +36,7 @@ def _perfect_outputs(dataset):
 
 
 @requires_detectron2
-def test_evaluator_writes_results_and_scores_perfect_predictions(tmp_path):
+def test_evaluator_writes_results_and_scores_perfect_predictions(tmp_path, caplog):
     from detectron2.data import MetadataCatalog
 
     from video_mask2former.d2.evaluator import YTVISEvaluator
@@ -54,9 +54,14 @@ def test_evaluator_writes_results_and_scores_perfect_predictions(tmp_path):
     evaluator.reset()
     for inputs, outputs in _perfect_outputs(dataset):
         evaluator.process(inputs, outputs)
-    scores = evaluator.evaluate()["segm"]
+    with caplog.at_level("INFO", logger="video_mask2former"):
+        scores = evaluator.evaluate()["segm"]
     assert scores["AP"] == 100.0 and scores["AR100"] == 100.0
     assert np.isnan(scores["APl"])  # no large ground truth in this case
+    table = next(r.getMessage() for r in caplog.records if "Evaluation results" in r.getMessage())
+    header = [cell.strip() for cell in table.splitlines()[1].strip("|").split("|")]
+    assert header == ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10"]
+    assert "100.000" in table and "nan" in table
     results = json.loads((tmp_path / "results.json").read_text())
     assert len(results) == len(dataset["annotations"])
     assert {r["category_id"] for r in results} <= set(cat_ids)

@@ -18,6 +18,7 @@ import detectron2.utils.comm as comm
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils.file_io import PathManager
+from detectron2.utils.logger import create_small_table
 
 from ..evaluation import (
     YTVISGroundTruth,
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 # detectron2 reports percentages
 _PERCENT = 100.0
+# The statistics of the logged table (the copypaste lines of detectron2 list all twelve).
+TABLE_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10")
 
 
 class YTVISEvaluator(DatasetEvaluator):
@@ -103,7 +106,13 @@ class YTVISEvaluator(DatasetEvaluator):
             return {}
         # the RLEs were encoded by pycocotools just above: their counts need no decode-check
         evaluation = evaluate_ytvis_detailed(ground_truth, results, check_counts=False)
+        # x100 with NaN where the metric is -1 (no ground truth in an area range), as detectron2's
+        # COCOEvaluator reports
         segm = {k: v * _PERCENT if v >= 0 else float("nan") for k, v in evaluation.stats.items()}
+        logger.info(
+            f"Evaluation results for segm on {self._dataset_name}:\n"
+            + create_small_table({k: segm[k] for k in TABLE_KEYS})
+        )
         per_category = evaluation.per_category_ap()  # dataset category id -> AP
         for contiguous_id, name in enumerate(self._metadata.get("thing_classes", None) or []):
             ap = per_category.get(self._to_dataset_id[contiguous_id])
