@@ -40,8 +40,9 @@ from video_mask2former.evaluation import video_predictions_to_results, write_res
 
 logger = logging.getLogger("video_mask2former.demo")
 
-# Video id written to --save-masks (the demo predicts a single video).
-DEMO_VIDEO_ID = 1
+# Video id written to --save-masks when --video-id is not given and the input's name is not a
+# number (the demo predicts a single video).
+DEFAULT_VIDEO_ID = 1
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -101,6 +102,20 @@ def get_parser() -> argparse.ArgumentParser:
         "default: weights that do not fit the model exactly are an error)",
     )
     parser.add_argument(
+        "--video-id",
+        type=int,
+        default=None,
+        help="video_id written to --save-masks (default: the input folder's or file's name when "
+        f"it is a number, e.g. a YouTube-VIS id, else {DEFAULT_VIDEO_ID})",
+    )
+    parser.add_argument(
+        "--onnx-model",
+        type=str,
+        default=None,
+        help="run the network from this ONNX file (tools/export_model.py --format onnx, exported "
+        "at the test resolution) in onnxruntime instead of PyTorch; MODEL.WEIGHTS is then unused",
+    )
+    parser.add_argument(
         "--opts",
         default=[],
         nargs=argparse.REMAINDER,
@@ -133,6 +148,19 @@ def _dataset_ids(predictor: VideoPredictor, num_classes: int):
     return {i: i + 1 for i in range(num_classes)}  # YouTube-VIS style: ids start at 1
 
 
+def _video_id(args) -> int:
+    """--video-id, else the input's name when it is a number (a folder ``00042``, a file
+    ``42.mp4``), else DEFAULT_VIDEO_ID."""
+    if args.video_id is not None:
+        return args.video_id
+    inputs = args.input if isinstance(args.input, list) else [args.input]
+    if len(inputs) == 1:
+        stem = os.path.splitext(os.path.basename(os.path.normpath(inputs[0])))[0]
+        if stem.isdigit():
+            return int(stem)
+    return DEFAULT_VIDEO_ID
+
+
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
     setup_logger(name="video_mask2former")
@@ -149,9 +177,9 @@ def main(argv=None) -> int:
 
     source = FrameSource(args.input)
     logger.info(f"Input: {len(source)} frames of {source.width}x{source.height}")
-    predictor = VideoPredictor(cfg)
-    frames = tqdm(source, total=len(source), desc="predict", unit="frame")
-    prediction = predictor(frames, source.size)
+    predictor = VideoPredictor(cfg, onnx_model=args.onnx_model)
+    with tqdm(total=len(source), desc="predict", unit="frame") as bar:  # frames predicted
+        prediction = predictor(source, source.size, progress=bar.update)
     num_classes = cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES
     visualizer = VideoVisualizer(_class_names(predictor, num_classes), args.confidence_threshold)
     kept = visualizer.select(prediction)
@@ -159,7 +187,7 @@ def main(argv=None) -> int:
 
     if args.save_masks:
         results = video_predictions_to_results(
-            DEMO_VIDEO_ID, kept, contiguous_to_dataset_id=_dataset_ids(predictor, num_classes)
+            _video_id(args), kept, contiguous_to_dataset_id=_dataset_ids(predictor, num_classes)
         )
         write_results_json(results, args.save_masks)
         logger.info(f"Wrote {len(results)} instances to {args.save_masks}")

@@ -1,7 +1,7 @@
 """``VideoPredictor``: run a detectron2-configured video model on a list of RGB frames."""
 
 import contextlib
-from typing import Iterable, Tuple
+from typing import Callable, Iterable, Optional, Tuple
 
 import numpy as np
 import torch
@@ -10,6 +10,8 @@ from detectron2.modeling import build_model
 
 from video_mask2former.d2.checkpoint import VideoCheckpointer
 from video_mask2former.d2.mapper import build_clip_augmentation_from_cfg
+from video_mask2former.export import OnnxWindowPredictor
+from video_mask2former.modeling.windowed_inference import windowed_inference
 
 __all__ = ["VideoPredictor"]
 
@@ -31,21 +33,37 @@ class VideoPredictor:
             ``MODEL.ALLOW_PARTIAL_WEIGHTS``).
     """
 
-    def __init__(self, cfg):
-        if not cfg.MODEL.WEIGHTS:
-            raise ValueError(
-                "MODEL.WEIGHTS is empty: give trained weights, e.g. --opts MODEL.WEIGHTS model.pth"
-            )
+    def __init__(self, cfg, onnx_model: Optional[str] = None):
         self.cfg = cfg.clone()
-        self.model = build_model(self.cfg).eval()
-        checkpointer = VideoCheckpointer(self.model, allow_partial=cfg.MODEL.ALLOW_PARTIAL_WEIGHTS)
-        checkpointer.load(cfg.MODEL.WEIGHTS)
+        self.window_size = cfg.MODEL.MASK_FORMER.TEST.WINDOW_SIZE
+        self.topk = cfg.MODEL.MASK_FORMER.TEST.TOPK
+        if onnx_model:
+            # The network runs in onnxruntime (tools/export_model.py wrote it, weights included);
+            # the project's windowed post-processing runs on its outputs.
+            self.model = None
+            self.onnx = OnnxWindowPredictor(
+                onnx_model, size_divisibility=cfg.MODEL.MASK_FORMER.SIZE_DIVISIBILITY
+            )
+        else:
+            if not cfg.MODEL.WEIGHTS:
+                raise ValueError(
+                    "MODEL.WEIGHTS is empty: give trained weights, e.g. --opts MODEL.WEIGHTS "
+                    "model.pth"
+                )
+            self.onnx = None
+            self.model = build_model(self.cfg).eval()
+            checkpointer = VideoCheckpointer(
+                self.model, allow_partial=cfg.MODEL.ALLOW_PARTIAL_WEIGHTS
+            )
+            checkpointer.load(cfg.MODEL.WEIGHTS)
         self.augmentations = build_clip_augmentation_from_cfg(cfg, is_train=False)
         self.input_format = cfg.INPUT.FORMAT
         names = list(cfg.DATASETS.TEST) or list(cfg.DATASETS.TRAIN)
         self.metadata = MetadataCatalog.get(names[0]) if names else None
 
     def _autocast(self):
+        if self.model is None:
+            return contextlib.nullcontext()
         if self.cfg.SOLVER.AMP.ENABLED and self.model.device.type == "cuda":
             return torch.autocast("cuda")
         return contextlib.nullcontext()
@@ -57,7 +75,12 @@ class VideoPredictor:
             image = image[:, :, ::-1]
         return torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
 
-    def __call__(self, frames: Iterable[np.ndarray], size: Tuple[int, int]) -> dict:
+    def __call__(
+        self,
+        frames: Iterable[np.ndarray],
+        size: Tuple[int, int],
+        progress: Optional[Callable[[int], None]] = None,
+    ) -> dict:
         """Predict one video.
 
         Args:
@@ -66,17 +89,35 @@ class VideoPredictor:
                 time (a :class:`~video_mask2former.data.frames.FrameSource` streams them from
                 disk); otherwise the whole video is run at once.
             size (tuple): (H, W) of the frames: the masks come back at this size.
+            progress (callable, optional): called with the number of frames each time the
+                network has predicted some (a window, or the whole video).
 
         Returns:
             dict: ``image_size`` (H, W), ``pred_scores`` (k floats), ``pred_labels`` (k contiguous
             class ids), ``pred_masks`` (k (T, H, W) masks: bool tensors, or ``RLEVideoMask`` in
-            windowed mode), sorted by decreasing score.
+            windowed mode or with ONNX), sorted by decreasing score.
         """
         tensors = (self._to_tensor(frame) for frame in frames)
         with torch.no_grad(), self._autocast():
-            if self.model.window_size > 0:
-                return self.model.inference_windowed(tensors, size)
-            return self.model([{"image": list(tensors), "height": size[0], "width": size[1]}])
+            if self.onnx is None and self.window_size == 0:
+                video = list(tensors)
+                result = self.model([{"image": video, "height": size[0], "width": size[1]}])
+                if progress is not None:
+                    progress(len(video))
+                return result
+            predict = self.onnx or self.model.predict_window
+            window = self.window_size
+            if window == 0:  # ONNX, whole video: one window of every frame
+                tensors = list(tensors)
+                window = max(1, len(tensors))
+
+            def predict_window(window_frames):
+                output = predict(window_frames)
+                if progress is not None:
+                    progress(len(window_frames))
+                return output
+
+            return windowed_inference(predict_window, tensors, window, size, topk=self.topk)
 
     def stream(self, window_size: int = 1, policy=None):
         """Online inference over this model (see :meth:`VideoMaskFormer.stream`): push (H, W, 3)
@@ -90,4 +131,6 @@ class VideoPredictor:
         Returns:
             VideoStream
         """
+        if self.model is None:
+            raise ValueError("--online runs the PyTorch model: it cannot use an ONNX file yet")
         return self.model.stream(window_size, transform=self._to_tensor, policy=policy)

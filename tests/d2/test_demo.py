@@ -175,3 +175,79 @@ def test_demo_weights_that_do_not_fit(synthetic_root, tmp_path):
     proc = _demo(*args, "--allow-partial-weights", weights=weights)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Loading only what fits" in proc.stdout + proc.stderr and masks.exists()
+
+
+def _masks_of(proc, path):
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(path) as f:
+        return json.load(f)
+
+
+def test_demo_video_id_from_the_input_name_or_the_flag(synthetic_root, weights, tmp_path):
+    import shutil
+
+    numbered = tmp_path / "00042"
+    shutil.copytree(_video_folder(synthetic_root), numbered)
+    masks = tmp_path / "masks.json"
+    args = ("--save-masks", str(masks), "--confidence-threshold", "0")
+    results = _masks_of(_demo("--input", str(numbered), *args, weights=weights), masks)
+    assert results and {r["video_id"] for r in results} == {42}
+    results = _masks_of(
+        _demo("--input", str(numbered), "--video-id", "7", *args, weights=weights), masks
+    )
+    assert {r["video_id"] for r in results} == {7}
+    other = _video_folder(synthetic_root)  # "video_00001": not a number
+    results = _masks_of(_demo("--input", other, *args, weights=weights), masks)
+    assert {r["video_id"] for r in results} == {1}
+
+
+def test_demo_runs_the_network_from_an_onnx_file(synthetic_root, weights, tmp_path):
+    """tools/export_model.py writes the smoke model at the demo's test resolution; the demo with
+    --onnx-model gives the PyTorch demo's predictions (windowed post-processing on ONNX outputs)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    import numpy as np
+
+    from tests.d2.helpers import REPO_ROOT, SMOKE_CONFIG, video_cfg
+    from video_mask2former.d2.mapper import build_clip_augmentation_from_cfg
+    from video_mask2former.data.frames import FrameSource
+
+    frames = _video_folder(synthetic_root)
+    source = FrameSource(frames)
+    augmentation = build_clip_augmentation_from_cfg(video_cfg(SMOKE_CONFIG), is_train=False)
+    (resized,), _ = augmentation([np.zeros((*source.size, 3), np.uint8)], np.random.default_rng(0))
+    onnx_path = tmp_path / "smoke.onnx"
+    export = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO_ROOT, "tools", "export_model.py"),
+            "--config-file",
+            SMOKE_CONFIG,
+            "--format",
+            "onnx",
+            "--frames",
+            "2",
+            "--height",
+            str(resized.shape[0]),
+            "--width",
+            str(resized.shape[1]),
+            "--output",
+            str(onnx_path),
+            "MODEL.WEIGHTS",
+            weights,
+            "MODEL.DEVICE",
+            "cpu",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    assert export.returncode == 0, export.stderr[-3000:]
+    assert "max abs difference from PyTorch" in export.stdout
+    masks = tmp_path / "masks.json"
+    args = ("--input", frames, "--save-masks", str(masks), "--confidence-threshold", "0")
+    expected = _masks_of(_demo(*args, weights=weights), masks)
+    got = _masks_of(_demo(*args, "--onnx-model", str(onnx_path)), masks)
+    assert [r["category_id"] for r in got] == [r["category_id"] for r in expected]
+    assert np.allclose([r["score"] for r in got], [r["score"] for r in expected], atol=1e-4)
