@@ -8,15 +8,13 @@ window 3, ResNet-50 of 1/8 width. Used by the tests of ``video_mask2former.hf`` 
 import torch
 from torch import nn
 
+from tests.modeling.tiny_video_model import HIDDEN, NUM_CLASSES, NUM_QUERIES, build_tiny_model
 from video_mask2former.modeling.backbone.resnet import ResNet
 from video_mask2former.modeling.backbone.swin import SwinTransformer
-from video_mask2former.modeling.build import build_criterion
-from video_mask2former.modeling.head import MaskFormerHead
-from video_mask2former.modeling.pixel_decoder import MSDeformAttnPixelDecoder
-from video_mask2former.modeling.transformer_decoder import VideoMultiScaleMaskedTransformerDecoder
 from video_mask2former.modeling.video_maskformer import VideoMaskFormer
 
-HIDDEN, NUM_QUERIES, NUM_CLASSES, DEC_LAYERS = 32, 5, 3, 2
+DEC_LAYERS = 2
+__all__ = ["HIDDEN", "NUM_CLASSES", "NUM_QUERIES", "DEC_LAYERS", "randomize_", "tiny_model"]
 TINY_SWIN = dict(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4), window_size=3)
 TINY_RESNET = dict(depth=50, stem_out_channels=8, res2_out_channels=32, width_per_group=8)
 
@@ -47,33 +45,5 @@ def tiny_model(family: str) -> VideoMaskFormer:
         backbone = SwinTransformer(**TINY_SWIN, drop_path_rate=0.0)
     else:
         backbone = ResNet(**TINY_RESNET)
-    pixel_decoder = MSDeformAttnPixelDecoder(
-        input_shape=backbone.output_shape(),
-        transformer_nheads=4,
-        transformer_dim_feedforward=64,
-        transformer_enc_layers=1,
-        conv_dim=HIDDEN,
-        mask_dim=HIDDEN,
-    )
-    predictor = VideoMultiScaleMaskedTransformerDecoder(
-        in_channels=HIDDEN,
-        num_classes=NUM_CLASSES,
-        hidden_dim=HIDDEN,
-        num_queries=NUM_QUERIES,
-        nheads=4,
-        dim_feedforward=64,
-        dec_layers=DEC_LAYERS,
-        mask_dim=HIDDEN,
-    )
-    head = MaskFormerHead(pixel_decoder=pixel_decoder, predictor=predictor, num_classes=NUM_CLASSES)
-    model = VideoMaskFormer(
-        backbone=backbone,
-        sem_seg_head=head,
-        criterion=build_criterion(num_classes=NUM_CLASSES, num_aux_outputs=DEC_LAYERS),
-        num_queries=NUM_QUERIES,
-        size_divisibility=32,
-        pixel_mean=(123.675, 116.28, 103.53),
-        pixel_std=(58.395, 57.12, 57.375),
-        num_frames=1,
-    )
+    model = build_tiny_model(backbone=backbone, dec_layers=DEC_LAYERS)
     return randomize_(model, seed=len(family)).eval()

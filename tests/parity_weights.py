@@ -22,6 +22,17 @@ _SMALL_SCALE = 0.02
 _NORM_SPREAD = 0.1
 
 
+# The official state_dict of each backbone's configuration (tests/data/parity/keys_*.json).
+KEY_FILES = {
+    "R50": "keys_r50.json",
+    "R101": "keys_r101.json",
+    "swin_tiny": "keys_swint.json",
+    "swin_small": "keys_swins.json",
+    "swin_base_384": "keys_swinb.json",
+    "swin_large_384": "keys_swinl.json",
+}
+
+
 def deterministic_value(key: str, shape: torch.Size) -> torch.Tensor:
     """The float32 value the parity rule assigns to a ``state_dict`` entry.
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from tests.conftest import DATA_DIR
 from tests.hf_models import HIDDEN, NUM_CLASSES, randomize_, tiny_model
+from tests.parity_weights import KEY_FILES
 from video_mask2former import hf
 from video_mask2former.modeling.position_encoding import PositionEmbeddingSine
 
@@ -26,14 +27,7 @@ safetensors_torch = pytest.importorskip("safetensors.torch")
 
 IMAGE_SIZE = 64
 TOLERANCE = 1e-4
-OFFICIAL_KEY_FILES = {
-    "R50": "keys_r50.json",
-    "R101": "keys_r101.json",
-    "swin_tiny": "keys_swint.json",
-    "swin_small": "keys_swins.json",
-    "swin_base_384": "keys_swinb.json",
-    "swin_large_384": "keys_swinl.json",
-}
+OFFICIAL_KEY_FILES = KEY_FILES
 
 
 def _hf_from_folder(folder: str):

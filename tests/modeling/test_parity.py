@@ -7,20 +7,13 @@ import pytest
 import torch
 
 from tests.conftest import DATA_DIR, requires_cuda
-from tests.parity_weights import check_r50_raw_outputs, deterministic_state_dict
+from tests.parity_weights import KEY_FILES, check_r50_raw_outputs, deterministic_state_dict
 from video_mask2former.modeling.build import build_video_maskformer
 from video_mask2former.modeling.inference import video_inference, video_inference_reference
 
 PARITY_DIR = os.path.join(DATA_DIR, "parity")
 
-CONFIGS = {
-    "R50": "keys_r50.json",
-    "R101": "keys_r101.json",
-    "swin_tiny": "keys_swint.json",
-    "swin_small": "keys_swins.json",
-    "swin_base_384": "keys_swinb.json",
-    "swin_large_384": "keys_swinl.json",
-}
+CONFIGS = KEY_FILES
 
 
 @pytest.mark.parametrize("backbone", list(CONFIGS))

@@ -42,9 +42,16 @@ class TinyBackbone(nn.Module):
         return {"res2": res2, "res3": res3, "res4": res4, "res5": self.res5(res4)}
 
 
-def build_tiny_model(test_topk: int = 10, inference_chunk_size=2, seed: int = 0) -> VideoMaskFormer:
+def build_tiny_model(
+    test_topk: int = 10,
+    inference_chunk_size=2,
+    seed: int = 0,
+    backbone: nn.Module = None,
+    dec_layers: int = DEC_LAYERS,
+) -> VideoMaskFormer:
+    """The tiny model around ``backbone`` (default: :class:`TinyBackbone`), seeded by ``seed``."""
     torch.manual_seed(seed)
-    backbone = TinyBackbone()
+    backbone = backbone if backbone is not None else TinyBackbone()
     pixel_decoder = MSDeformAttnPixelDecoder(
         input_shape=backbone.output_shape(),
         transformer_nheads=4,
@@ -60,11 +67,11 @@ def build_tiny_model(test_topk: int = 10, inference_chunk_size=2, seed: int = 0)
         num_queries=NUM_QUERIES,
         nheads=4,
         dim_feedforward=64,
-        dec_layers=DEC_LAYERS,
+        dec_layers=dec_layers,
         mask_dim=HIDDEN,
     )
     criterion = build_criterion(
-        num_classes=NUM_CLASSES, num_aux_outputs=DEC_LAYERS, train_num_points=64
+        num_classes=NUM_CLASSES, num_aux_outputs=dec_layers, train_num_points=64
     )
     return VideoMaskFormer(
         backbone=backbone,

@@ -21,13 +21,12 @@ what was expected; image files are checked to exist when loading (one ``stat`` p
 wrong ``image_root`` fails before training starts.
 """
 
-import json
 import logging
 import os
 from typing import Dict, List, Optional, Tuple, Union
 
 from .rle import RLEValidator
-from .ytvis import BOX_MODE_XYWH_ABS, is_int, segmentation_bbox
+from .ytvis import BOX_MODE_XYWH_ABS, JsonSource, is_int, read_json, segmentation_bbox
 
 __all__ = ["ImageDatasetFormatError", "load_coco_image_dataset"]
 
@@ -36,24 +35,9 @@ logger = logging.getLogger(__name__)
 # Missing image files listed in the error message (the count is always given).
 _MISSING_FILES_SHOWN = 3
 
-JsonSource = Union[str, os.PathLike, dict]
-
 
 class ImageDatasetFormatError(ValueError):
     """A COCO-format image annotation file is malformed or has nothing to train on."""
-
-
-def _read_json(json_file: JsonSource) -> Tuple[dict, str]:
-    if isinstance(json_file, dict):
-        return json_file, "<in-memory dataset>"
-    path = os.fspath(json_file)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"COCO-format annotation file {path!r} does not exist.")
-    with open(path, "r") as f:
-        try:
-            return json.load(f), path
-        except json.JSONDecodeError as e:
-            raise ImageDatasetFormatError(f"{path}: not valid JSON ({e}).") from e
 
 
 def _check_top_level(dataset, source: str) -> None:
@@ -224,7 +208,7 @@ def load_coco_image_dataset(
             metadata lacks, or no annotation of a mapped category at all.
         FileNotFoundError: the annotation file or image files do not exist.
     """
-    dataset, source = _read_json(json_file)
+    dataset, source = read_json(json_file, "COCO-format", ImageDatasetFormatError)
     _check_top_level(dataset, source)
     images = _check_images(dataset["images"], source)
     to_contiguous, id_map, classes = _resolve_category_map(

@@ -59,18 +59,26 @@ class YTVISFormatError(ValueError):
     """An annotation file does not follow the YouTube-VIS format."""
 
 
-def _read_json(json_file: JsonSource) -> Tuple[dict, str]:
-    """Return the parsed dataset and a name for error messages (the path, or ``<in-memory>``)."""
+def read_json(
+    json_file: JsonSource, kind: str = "YouTube-VIS", error: type = None
+) -> Tuple[dict, str]:
+    """Return the parsed dataset and a name for error messages (the path, or ``<in-memory>``).
+
+    Args:
+        json_file: a path, or an already parsed dict.
+        kind (str): the format, named when the file is missing.
+        error (type): raised for a file that is not JSON (default :class:`YTVISFormatError`).
+    """
     if isinstance(json_file, dict):
         return json_file, "<in-memory dataset>"
     path = os.fspath(json_file)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"YouTube-VIS annotation file {path!r} does not exist.")
+        raise FileNotFoundError(f"{kind} annotation file {path!r} does not exist.")
     with open(path, "r") as f:
         try:
             return json.load(f), path
         except json.JSONDecodeError as e:
-            raise YTVISFormatError(f"{path}: not valid JSON ({e}).") from e
+            raise (error or YTVISFormatError)(f"{path}: not valid JSON ({e}).") from e
 
 
 def _category_mapping(
@@ -470,7 +478,7 @@ def load_ytvis_dataset(
         (records, metadata): records sorted by video id (see the module docstring); metadata has
         ``thing_classes`` and ``thing_dataset_id_to_contiguous_id``.
     """
-    dataset, source = _read_json(json_file)
+    dataset, source = read_json(json_file)
     videos = check_ytvis_dataset(dataset, source)
     id_map, thing_classes = _category_mapping(dataset, source, dataset_id_to_contiguous_id)
     # Test splits have no annotations (missing or null): records then have empty frames.
