@@ -17,7 +17,10 @@ whose keys are exactly this project's ``state_dict`` keys; training writes ``.pt
   loads whatever fits and only warns.
 
 A file that is not a checkpoint at all raises :class:`CheckpointFileError` with one line naming
-the file and what was expected.
+the file and what was expected. Reading a file never runs code from it: ``.pkl`` files go through
+a restricted unpickler (:mod:`~video_mask2former.safe_pickle`: dicts, lists, strings, numbers,
+NumPy arrays; any other global is refused before it is called), everything else through
+``torch.load(weights_only=True)``.
 
 ``path`` may also be an ``http(s)://`` URL (e.g. the official model zoo's): the file is downloaded
 once into torch's hub cache (``$TORCH_HOME/hub/checkpoints``, as ``torch.hub`` caches weights) and
@@ -26,7 +29,6 @@ read from there; see :func:`cached_checkpoint_path`.
 
 import logging
 import os
-import pickle
 import urllib.error
 import urllib.parse
 import zipfile
@@ -36,6 +38,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 import torch
 from torch import nn
+
+from .safe_pickle import UnsafePickleError, load_weights_pickle
 
 __all__ = [
     "CLASS_DEPENDENT_KEYS",
@@ -266,14 +270,17 @@ def unreadable_checkpoint_error(path: str, error: BaseException) -> CheckpointFi
 
 
 def _read_file(path: str) -> Any:
-    """The object stored in ``path`` (pickle for ``.pkl``, ``torch.load`` otherwise)."""
+    """The object stored in ``path``: ``.pkl`` through the restricted unpickler of
+    :mod:`~video_mask2former.safe_pickle`, anything else through ``torch.load(weights_only=True)``:
+    neither runs code from the file."""
     try:
         if path.endswith(".pkl"):
-            with open(path, "rb") as f:
-                return pickle.load(f, encoding="latin1")
+            return load_weights_pickle(path)
         return torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, MemoryError):  # a missing file, no permission, ...: already clear
         raise
+    except UnsafePickleError as e:
+        raise CheckpointFileError(str(e)) from None
     except Exception as e:  # any decoding failure (zip, pickle, EOF, ...) of a bad file
         raise unreadable_checkpoint_error(path, e) from e
 

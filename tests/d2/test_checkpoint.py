@@ -3,6 +3,7 @@
 import os
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -250,3 +251,60 @@ def test_url_weights_go_through_the_same_cache_and_error(tmp_path, monkeypatch):
     checkpointer.load(url)
     weight = "sem_seg_head.predictor.query_feat.weight"
     torch.testing.assert_close(model.state_dict()[weight], source.state_dict()[weight])
+
+
+class _RunsCode:
+    """Pickles as ``open(path, "w")``: a weights file that runs code when loaded."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def test_malicious_pkl_is_refused_before_it_runs(tmp_path):
+    """detectron2's own .pkl reader is a plain pickle.load; VideoCheckpointer's is not."""
+    from video_mask2former.checkpoint import CheckpointFileError
+    from video_mask2former.d2.checkpoint import VideoCheckpointer
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "model_final.pkl"
+    weights = {k: v.numpy() for k, v in _model(0).state_dict().items()}
+    weights["extra"] = _RunsCode(str(marker))
+    path.write_bytes(pickle.dumps({"model": weights, "__author__": "x"}))
+    for for_training in (False, True):
+        with pytest.raises(CheckpointFileError, match=r"model_final\.pkl refers to .*open"):
+            VideoCheckpointer(_model(1), for_training=for_training).resume_or_load(
+                str(path), resume=False
+            )
+        assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_official_pkl_loads_exactly_and_caffe2_pkl_as_detectron2_reads_it(tmp_path, protocol):
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    from video_mask2former.d2.checkpoint import VideoCheckpointer
+
+    source = _model(0).state_dict()
+    arrays = {k: v.numpy() for k, v in source.items()}
+    official = tmp_path / "official.pkl"
+    official.write_bytes(pickle.dumps({"model": arrays, "__author__": "zoo"}, protocol=protocol))
+    model = _model(1)
+    VideoCheckpointer(model).resume_or_load(str(official), resume=False)
+    assert _states_equal(model.state_dict(), source)
+    # No "__author__": a Caffe2 / Detectron1 file (blobs, momentum entries dropped, heuristics).
+    for content in (
+        {"blobs": {"conv1_w": arrays[next(iter(arrays))], "conv1_w_momentum": 0}},
+        {"res2_0_w": np.ones(3, np.float32)},
+    ):
+        path = tmp_path / "caffe2.pkl"
+        path.write_bytes(pickle.dumps(content, protocol=protocol))
+        ours = VideoCheckpointer(_model(1))._load_pickle(str(path))
+        theirs = DetectionCheckpointer(_model(1))._load_file(str(path))
+        assert ours.keys() == theirs.keys() and ours["model"].keys() == theirs["model"].keys()
+        assert ours["__author__"] == theirs["__author__"]
+        assert ours["matching_heuristics"] == theirs["matching_heuristics"]
+        for key, value in theirs["model"].items():
+            assert np.array_equal(ours["model"][key], value)

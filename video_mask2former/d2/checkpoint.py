@@ -3,6 +3,10 @@ atomic, verifiable checkpoints.
 
 Loading (see :mod:`video_mask2former.checkpoint` for the policy):
 
+* no code from a weights file runs: ``.pkl`` files are read by the restricted unpickler of
+  :mod:`video_mask2former.safe_pickle` (detectron2's own reader calls ``pickle.load``), other
+  files by ``torch.load(weights_only=True)``;
+
 * a missing weights file raises ``FileNotFoundError`` naming the path and what to do (instead of
   an assertion from deep inside fvcore); a file that is not a checkpoint (truncated, empty,
   another format) raises :class:`~video_mask2former.checkpoint.CheckpointFileError`, one line;
@@ -27,6 +31,7 @@ from typing import Any, Dict, List
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.utils.file_io import PathManager
 
 from ..checkpoint import (
     CheckpointFileError,
@@ -39,6 +44,7 @@ from ..checkpoint import (
     weights_of,
 )
 from .. import hf
+from ..safe_pickle import UnsafePickleError, load_weights_pickle
 from ..file_io import atomic_write, remove_temporaries
 
 __all__ = ["VideoCheckpointer", "check_weights_file"]
@@ -129,9 +135,14 @@ class VideoCheckpointer(DetectionCheckpointer):
 
     def _load_file(self, filename):
         try:
-            checkpoint = super()._load_file(filename)
+            if filename.endswith(".pkl"):
+                checkpoint = self._load_pickle(filename)
+            else:
+                checkpoint = super()._load_file(filename)
         except (OSError, MemoryError):
             raise
+        except UnsafePickleError as e:
+            raise CheckpointFileError(str(e)) from None
         except Exception as e:  # any decoding failure (zip, pickle, EOF, ...) of a bad file
             raise unreadable_checkpoint_error(filename, e) from e
         weights = weights_of(checkpoint, filename)  # a non-empty dict of arrays under "model"
@@ -139,6 +150,24 @@ class VideoCheckpointer(DetectionCheckpointer):
             model = hf.from_hf_state_dict(weights, source=filename, target=self._hf_target())
             return {"model": model, "__author__": "transformers"}
         return checkpoint
+
+    def _load_pickle(self, filename):
+        """A ``.pkl`` as detectron2 reads it, but through the restricted unpickler (no code from
+        the file runs): a detectron2 model-zoo file (``"model"`` and ``"__author__"``) as it is;
+        otherwise a Caffe2 / Detectron1 file, whose arrays (under ``"blobs"`` for detection
+        models) get detectron2's name-matching heuristics, without the ``*_momentum`` entries."""
+        with PathManager.open(filename, "rb") as f:
+            data = load_weights_pickle(f, source=filename)
+        if not isinstance(data, dict):
+            return data  # weights_of names the file and what it holds
+        if "model" in data and "__author__" in data:
+            self.logger.info(f"Reading a file from '{data['__author__']}'")
+            return data
+        arrays = data.get("blobs", data)
+        if not isinstance(arrays, dict):
+            return data
+        arrays = {k: v for k, v in arrays.items() if not k.endswith("_momentum")}
+        return {"model": arrays, "__author__": "Caffe2", "matching_heuristics": True}
 
     def _load_model(self, checkpoint):
         incompatible = super()._load_model(checkpoint)
