@@ -9,6 +9,7 @@ exactly.
 """
 
 import builtins
+import errno
 import io
 import os
 import pickle
@@ -122,3 +123,50 @@ def test_unsafe_pickle_error_names_the_source():
     data = pickle.dumps(_Payload(os.getcwd))
     with pytest.raises(UnsafePickleError, match="^weights.pkl refers to posix.getcwd"):
         load_weights_pickle(io.BytesIO(data), "weights.pkl")
+
+
+# --- writing weights: a full or read-only disk, a missing folder --------------------------------
+def _full_disk(fd, mode):
+    """os.fdopen on a disk that is full: every write fails with ENOSPC (Linux's /dev/full)."""
+    os.close(fd)
+    return open("/dev/full", mode)
+
+
+def _read_only_disk(path, flags, mode=0o777):
+    raise OSError(errno.EROFS, "Read-only file system")
+
+
+_WRITE_FAILURES = {  # name: (os function to replace, folder of the file, what the error says)
+    "full-disk": (("fdopen", _full_disk), "", r"\[Errno 28\] cannot write .*model\.pth: No space"),
+    "read-only-disk": (("open", _read_only_disk), "", r"\[Errno 30\] cannot write .*model\.pth"),
+    "missing-folder": (None, "missing", r"cannot write .*missing/model\.pth: its folder does not"),
+}
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize(
+    "failure, existing",
+    [(name, False) for name in _WRITE_FAILURES] + [("full-disk", True), ("read-only-disk", True)],
+)
+def test_weights_write_errors_name_the_file_and_keep_the_old_one(
+    tmp_path, monkeypatch, failure, existing
+):
+    """torch.save reports a failed write as "enforce fail at inline_container.cc": the OSError
+    it hid (ENOSPC) is what the user sees, naming the checkpoint, and a previous one is kept."""
+    from video_mask2former import file_io
+
+    patch, folder, expected = _WRITE_FAILURES[failure]
+    path = tmp_path / folder / "model.pth"
+    if existing:
+        path.parent.mkdir(exist_ok=True)
+        torch.save({"model": {"w": torch.ones(1)}}, path)
+    if patch:
+        monkeypatch.setattr(file_io.os, *patch)
+    state = {"model": build_tiny_model().state_dict()}
+    with pytest.raises(OSError, match=expected) as error:
+        file_io.atomic_write(str(path), lambda f: torch.save(state, f))
+    assert ("previous model.pth is unchanged" in str(error.value)) == existing
+    monkeypatch.undo()
+    if existing:
+        assert torch.equal(torch.load(path)["model"]["w"], torch.ones(1))
+    assert [p.name for p in tmp_path.glob("**/*")] == (["model.pth"] if existing else [])
