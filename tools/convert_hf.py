@@ -15,6 +15,7 @@ key names); any other output name gets ``torch.save({"model": state_dict})``.
 """
 
 import argparse
+import os
 import pickle
 import sys
 from typing import Dict, List, Optional
@@ -45,6 +46,37 @@ def save_official(state_dict: Dict[str, torch.Tensor], path: str) -> None:
         atomic_write(path, lambda f: torch.save({"model": state_dict}, f))
 
 
+def _nearest_existing(path: str) -> str:
+    """``path`` or its closest existing ancestor folder."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def check_output(path: str, to: str, overwrite: bool) -> Optional[str]:
+    """Why ``path`` cannot take the output of ``--to to`` (None: it can), checked before any
+    input is read: a folder for ``hf`` (created with its parents), a file in an existing folder
+    for ``official``; never over existing output without ``--overwrite``; a writable disk."""
+    exists = os.path.lexists(path)
+    if to == "hf":
+        if exists and not os.path.isdir(path):
+            return f"{path} is a file; --to hf writes a folder (config.json + model.safetensors)"
+        if os.path.isdir(path) and os.listdir(path) and not overwrite:
+            return f"{path} is a folder that is not empty; pass --overwrite to write into it"
+    else:
+        if os.path.isdir(path):
+            return f"{path} is a folder; --to official writes one .pth or .pkl file"
+        if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            return f"the folder of {path} does not exist"
+        if exists and not overwrite:
+            return f"{path} exists; pass --overwrite to replace it"
+    writable_at = _nearest_existing(path if to == "hf" else os.path.dirname(os.path.abspath(path)))
+    if not os.access(writable_at, os.W_OK):
+        return f"cannot write {path}: {writable_at} is not writable (a read-only disk?)"
+    return None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -65,21 +97,34 @@ def main(argv: Optional[List[str]] = None) -> int:
         default=None,
         help="with --to hf: class names of config.json from this dataset (e.g. ytvis_2019)",
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output file (--to official) or write into a non-empty folder",
+    )
     args = parser.parse_args(argv)
     if args.dataset and args.to != "hf":
         parser.error("--dataset only applies to --to hf")
+    problem = check_output(args.output, args.to, args.overwrite)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     try:
         if args.to == "hf":
             class_names = metadata_for(args.dataset)["thing_classes"] if args.dataset else None
             weights = read_checkpoint(args.input)
-            save_hf_checkpoint(args.output, weights, args.backbone, class_names=class_names)
+            save_hf_checkpoint(
+                args.output, weights, args.backbone, class_names=class_names, source=args.input
+            )
+            layout = "transformers' Mask2Former layout (config.json + model.safetensors)"
         else:
             weights = load_hf_state_dict(args.input, target=args.backbone)
             save_official(weights, args.output)
-    except (HFCheckpointError, CheckpointFileError, FileNotFoundError, KeyError) as e:
+            layout = "the official layout"
+    except (HFCheckpointError, CheckpointFileError, OSError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"Wrote {args.output} ({len(weights)} weights in the official layout)")
+    print(f"Wrote {args.output}: {len(weights)} official weights in {layout}")
     return 0
 
 

@@ -487,6 +487,14 @@ def backbone_spec(
             window_size=_window_size(tables[0].shape[0]),
         )
     if "backbone.stem.conv1.weight" in state_dict:
+        if "backbone.res2.0.conv3.weight" not in state_dict and (
+            "backbone.res2.0.conv2.weight" in state_dict
+        ):
+            raise HFCheckpointError(
+                f"{where}: its ResNet has basic blocks (two 3x3 convolutions, ResNet-18/34); "
+                "the conversion to transformers' Mask2Former layout covers bottleneck ResNets "
+                "(R50, R101) and Swin"
+            )
         depths = tuple(
             _count(state_dict, rf"backbone\.res{s + 2}\.(\d+)\.conv1\.weight")
             for s in range(_STAGES)
@@ -624,7 +632,7 @@ def from_hf_state_dict(
 
 
 def to_hf_state_dict(
-    state_dict: Mapping[str, Any], backbone: Optional[str] = None
+    state_dict: Mapping[str, Any], backbone: Optional[str] = None, *, source: str = "the state dict"
 ) -> Dict[str, torch.Tensor]:
     """Convert this project's (official) weights to transformers' Mask2Former layout.
 
@@ -636,6 +644,7 @@ def to_hf_state_dict(
             :func:`~video_mask2former.checkpoint.read_checkpoint`).
         backbone (str, optional): the backbone it should have ("R50", "swin_tiny", ...); another
             architecture raises. None: whatever the weights are.
+        source (str): what the weights are (e.g. their file), named in error messages.
 
     Returns:
         dict[str, Tensor]: transformers key -> tensor (contiguous, no shared storage).
@@ -644,8 +653,8 @@ def to_hf_state_dict(
         HFCheckpointError: keys without counterpart (listed) or another backbone than named.
     """
     if backbone is not None:
-        _check_backbone(state_dict, backbone, "the state dict")
-    spec = backbone_spec(state_dict)
+        _check_backbone(state_dict, backbone, source)
+    spec = backbone_spec(state_dict, where=source)
     out: Dict[str, torch.Tensor] = {}
     unknown = []
     for key, value in state_dict.items():
@@ -662,8 +671,8 @@ def to_hf_state_dict(
             out[template.format(**groups)] = part.contiguous().clone()
     if unknown:
         raise HFCheckpointError(
-            f"{len(unknown)} keys have no counterpart in transformers' Mask2Former layout: "
-            f"{_listed(unknown)}"
+            f"{source}: {len(unknown)} keys have no counterpart in transformers' Mask2Former "
+            f"layout: {_listed(unknown)}"
         )
     for key in [k for k in out if k.endswith(".normalization.running_mean")]:
         tracked = key.replace("running_mean", "num_batches_tracked")
@@ -721,6 +730,7 @@ def hf_config(
     *,
     class_names: Optional[Sequence[str]] = None,
     pre_norm: bool = False,
+    source: str = "the state dict",
 ) -> Dict[str, Any]:
     """A ``Mask2FormerConfig`` (as the dict of ``config.json``) for official weights.
 
@@ -735,15 +745,16 @@ def hf_config(
             ``LABEL_i``.
         pre_norm (bool): the transformer decoder is pre-norm (not visible in the weights; the
             official configs are post-norm).
+        source (str): what the weights are (e.g. their file), named in error messages.
 
     Raises:
         HFCheckpointError: as :func:`to_hf_state_dict`, or ``class_names`` not of length K.
     """
     if backbone is not None:
-        _check_backbone(state_dict, backbone, "the state dict")
-    spec = backbone_spec(state_dict)
+        _check_backbone(state_dict, backbone, source)
+    spec = backbone_spec(state_dict, where=source)
     pix, dec = "sem_seg_head.pixel_decoder.", "sem_seg_head.predictor."
-    where = "hf_config"
+    where = source
     levels = _count(state_dict, re.escape(pix) + r"input_proj\.(\d+)\.0\.weight")
     if levels != _ENCODER_LEVELS:
         raise HFCheckpointError(
@@ -756,7 +767,7 @@ def hf_config(
     num_classes = _weight(state_dict, dec + "class_embed.weight", where).shape[0] - 1
     if class_names is not None and len(class_names) != num_classes:
         raise HFCheckpointError(
-            f"hf_config: {len(class_names)} class names for a class head of {num_classes} classes"
+            f"{where}: {len(class_names)} class names for a class head of {num_classes} classes"
         )
     class_names = class_names or [f"LABEL_{i}" for i in range(num_classes)]
     # adapter_1 .. adapter_n: n FPN levels below the encoder's finest (stride 8)
@@ -819,16 +830,18 @@ def save_hf_checkpoint(
     backbone: Optional[str] = None,
     *,
     class_names: Optional[Sequence[str]] = None,
+    source: str = "the state dict",
 ) -> None:
     """Write official weights as a transformers folder: ``config.json`` + ``model.safetensors``.
 
     Args:
         folder (str): created if needed; existing files of these names are replaced atomically.
-        state_dict, backbone, class_names: as in :func:`to_hf_state_dict` / :func:`hf_config`.
+        state_dict, backbone, class_names, source: as in :func:`to_hf_state_dict` /
+            :func:`hf_config`.
     """
     safetensors_torch = _safetensors_torch(f"writing {folder}")
-    config = hf_config(state_dict, backbone, class_names=class_names)
-    tensors = to_hf_state_dict(state_dict, backbone)
+    config = hf_config(state_dict, backbone, class_names=class_names, source=source)
+    tensors = to_hf_state_dict(state_dict, backbone, source=source)
     os.makedirs(folder, exist_ok=True)
     blob = safetensors_torch.save(tensors, metadata={"format": "pt"})
     atomic_write(os.path.join(folder, _SAFETENSORS_FILE), lambda f: f.write(blob))

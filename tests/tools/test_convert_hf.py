@@ -3,6 +3,7 @@
 import json
 import os
 import pickle
+import re
 import sys
 
 import pytest
@@ -52,9 +53,92 @@ def test_errors_are_one_line(tmp_path, capsys):
     torch.save({"model": weights}, source)
     assert convert_hf.main([source, folder, "--to", "hf", "--backbone", "swin_tiny"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: the state dict holds a ResNet") and "\n" not in err
+    assert err.startswith(f"error: {source} holds a ResNet") and "\n" not in err
     assert not os.path.exists(folder)
 
     # an official file given as a transformers one
     assert convert_hf.main([source, str(tmp_path / "x.pth"), "--to", "official"]) == 1
     assert "this project's (official) keys" in capsys.readouterr().err
+
+
+def _basic_block_resnet(weights):
+    """``weights`` as if its ResNet had basic blocks (ResNet-18/34): no conv3 in any block."""
+    return {
+        k: v for k, v in weights.items() if not (k.startswith("backbone.res") and ".conv3" in k)
+    }
+
+
+@pytest.mark.parametrize(
+    "case, to, expected",
+    [
+        ("output-is-a-file", "hf", "out is a file; --to hf writes a folder"),
+        ("output-folder-not-empty", "hf", "out is a folder that is not empty; pass --overwrite"),
+        ("output-exists", "official", "out.pth exists; pass --overwrite"),
+        ("output-is-a-folder", "official", "out is a folder; --to official writes one"),
+        ("missing-folder", "official", "the folder of .*missing/out.pth does not exist"),
+        ("read-only-disk", "hf", "cannot write .*out: .* is not writable"),
+        ("read-only-disk", "official", "cannot write .*out.pth: .* is not writable"),
+        ("basic-block-resnet", "hf", "model.pth: its ResNet has basic blocks .*ResNet-18/34"),
+    ],
+)
+def test_bad_outputs_and_inputs_are_one_line_errors_before_any_work(
+    tmp_path, capsys, monkeypatch, case, to, expected
+):
+    """Each is found before the input is read (the input here does not even exist, except
+    for the basic-block ResNet), and nothing existing is replaced."""
+    weights = _official_weights()
+    source = str(tmp_path / ("model.pth" if case == "basic-block-resnet" else "absent.pth"))
+    if case == "basic-block-resnet":
+        torch.save({"model": _basic_block_resnet(weights)}, source)
+    output = tmp_path / ("out" if to == "hf" else "out.pth")
+    if case == "output-is-a-file":
+        output.write_text("keep")
+    elif case == "output-folder-not-empty":
+        output.mkdir()
+        (output / "config.json").write_text("keep")
+    elif case == "output-exists":
+        output.write_text("keep")
+    elif case == "output-is-a-folder":
+        output = tmp_path / "out"
+        output.mkdir()
+    elif case == "missing-folder":
+        output = tmp_path / "missing" / "out.pth"
+    elif case == "read-only-disk":
+        monkeypatch.setattr(convert_hf.os, "access", lambda path, mode: False)
+    before = sorted(str(p) for p in tmp_path.glob("**/*"))
+    assert convert_hf.main([source, str(output), "--to", to]) == 1
+    err = capsys.readouterr().err.strip()
+    assert re.fullmatch(f"error: .*{expected}.*", err), err
+    assert sorted(str(p) for p in tmp_path.glob("**/*")) == before
+    if case in ("output-is-a-file", "output-exists"):
+        assert output.read_text() == "keep"
+
+
+def test_overwrite_replaces_and_success_says_which_layout(tmp_path, capsys):
+    source = str(tmp_path / "model.pth")
+    torch.save({"model": _official_weights()}, source)
+    folder, back = tmp_path / "hf", tmp_path / "back.pth"
+    folder.mkdir()
+    (folder / "README.md").write_text("notes")
+    assert convert_hf.main([source, str(folder), "--to", "hf", "--overwrite"]) == 0
+    assert "in transformers' Mask2Former layout" in capsys.readouterr().out
+    back.write_text("old")
+    assert convert_hf.main([str(folder), str(back), "--to", "official", "--overwrite"]) == 0
+    assert "in the official layout" in capsys.readouterr().out
+    assert set(torch.load(back, weights_only=True)["model"]) == set(_official_weights())
+
+
+def test_a_failed_write_is_one_line(tmp_path, capsys, monkeypatch):
+    from video_mask2former import file_io
+
+    source = str(tmp_path / "model.pth")
+    torch.save({"model": _official_weights()}, source)
+
+    def full_disk(fd, mode):
+        os.close(fd)
+        return open("/dev/full", mode)
+
+    monkeypatch.setattr(file_io.os, "fdopen", full_disk)
+    assert convert_hf.main([source, str(tmp_path / "hf"), "--to", "hf"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert re.fullmatch(r"error: \[Errno 28\] cannot write .*model.safetensors: No space.*", err)
