@@ -13,6 +13,7 @@ from video_mask2former.data.frames import (
     CorruptFrameError,
     FrameSource,
     FrameSourceError,
+    UnsupportedFrameError,
     read_frame,
 )
 
@@ -131,3 +132,92 @@ def test_pixels_match_pillow_with_exif_orientation(tmp_path, orientation):
         expected = np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
     np.testing.assert_array_equal(read_frame(str(path)), expected)
     np.testing.assert_array_equal(read_frame(str(path), "BGR"), expected[:, :, ::-1])
+
+
+# --- pixel depths and Pillow modes -----------------------------------------------------------
+
+
+def _sixteen_bit(height=24, width=32, channels=3):
+    """uint16 pixels spanning 0..65535 (the low byte varies too)."""
+    ramp = np.linspace(0, 65535, height * width * channels).astype(np.uint16)
+    return ramp.reshape(height, width, channels)
+
+
+def test_sixteen_bit_grayscale_png_keeps_its_high_byte(tmp_path):
+    """cv2 writes a 16-bit grayscale PNG (Pillow mode I;16): not all white, value >> 8, the
+    pixels OpenCV's own reader gives."""
+    path = str(tmp_path / "gray16.png")
+    pixels = _sixteen_bit(channels=1)[:, :, 0]
+    cv2.imwrite(path, pixels)
+    frame = read_frame(path)
+    expected = np.repeat((pixels >> 8).astype(np.uint8)[:, :, None], 3, axis=2)
+    np.testing.assert_array_equal(frame, expected)
+    np.testing.assert_array_equal(frame, cv2.imread(path, cv2.IMREAD_COLOR)[:, :, ::-1])
+    assert frame.min() == 0 and frame.max() == 255
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_sixteen_bit_colour_png_keeps_its_high_byte(tmp_path, channels):
+    path = str(tmp_path / "colour16.png")
+    pixels = _sixteen_bit(channels=channels)  # BGR(A), as cv2 writes it
+    cv2.imwrite(path, pixels)
+    expected = (pixels[:, :, 2::-1] >> 8).astype(np.uint8)  # RGB, alpha dropped
+    np.testing.assert_array_equal(read_frame(path), expected)
+    np.testing.assert_array_equal(read_frame(path, "BGR"), expected[:, :, ::-1])
+
+
+def test_sixteen_bit_png_written_by_pillow(tmp_path):
+    path = str(tmp_path / "pillow16.png")
+    pixels = _sixteen_bit(channels=1)[:, :, 0]
+    Image.fromarray(pixels).save(path)
+    np.testing.assert_array_equal(read_frame(path)[:, :, 1], (pixels >> 8).astype(np.uint8))
+
+
+def _rgb_reference(height=24, width=32):
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+# (Pillow mode, file type, the expected RGB frame from the RGB reference).
+_EIGHT_BIT_MODES = [
+    ("L", "png", lambda rgb: np.asarray(Image.fromarray(rgb).convert("L").convert("RGB"))),
+    ("LA", "png", lambda rgb: np.asarray(Image.fromarray(rgb).convert("L").convert("RGB"))),
+    ("1", "png", lambda rgb: np.asarray(Image.fromarray(rgb).convert("1").convert("RGB"))),
+    ("P", "png", lambda rgb: np.asarray(Image.fromarray(rgb).convert("P").convert("RGB"))),
+    ("RGBA", "png", lambda rgb: rgb),
+    ("CMYK", "tiff", lambda rgb: rgb),
+]
+
+
+@pytest.mark.parametrize(
+    "mode, ext, expected", _EIGHT_BIT_MODES, ids=[m[0] for m in _EIGHT_BIT_MODES]
+)
+def test_other_pillow_modes_give_rgb(tmp_path, mode, ext, expected):
+    rgb = _rgb_reference()
+    path = str(tmp_path / f"frame.{ext}")
+    Image.fromarray(rgb).convert(mode).save(path)
+    frame = read_frame(path)
+    assert frame.dtype == np.uint8 and frame.shape == (24, 32, 3)
+    np.testing.assert_array_equal(frame, expected(rgb))
+    if mode in ("L", "LA", "1"):
+        assert (frame[:, :, 0] == frame[:, :, 2]).all()
+    if mode == "1":
+        assert set(np.unique(frame)) <= {0, 255}
+
+
+@pytest.mark.parametrize(
+    "mode, pixels, text",
+    [
+        ("I", np.array([[0, 70000], [5, 300]], np.int32), "32-bit integer image"),
+        ("F", np.array([[0.0, 0.5], [1.0, 300.0]], np.float32), "floating-point image"),
+    ],
+)
+def test_thirty_two_bit_images_are_refused(tmp_path, mode, pixels, text):
+    path = str(tmp_path / f"frame_{mode}.tiff")
+    Image.fromarray(pixels).save(path)
+    with Image.open(path) as img:
+        assert img.mode == mode
+    with pytest.raises(UnsupportedFrameError, match=re.escape(path) + f".* {text} .*mode {mode}"):
+        read_frame(path)
+    with pytest.raises(FrameSourceError, match=text):  # the demo's reader: the same rule
+        list(FrameSource([path]))

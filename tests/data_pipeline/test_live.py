@@ -113,3 +113,38 @@ def test_open_stream_input_picks_the_reader(video_file, tmp_path):
     assert isinstance(open_stream_input([str(tmp_path)]), FrameSource)
     with pytest.raises(FrameSourceError, match="give it alone"):
         open_stream_input([str(tmp_path), "0"])
+
+
+def _read_all(frames):
+    return list(LiveSource(0, capture_factory=lambda spec: FakeCapture(frames)))
+
+
+def test_captured_frames_of_other_kinds_become_rgb_uint8():
+    """Grayscale, BGRA and 16-bit captures (CAP_PROP_CONVERT_RGB off, depth cameras) are
+    converted by the rules of read_frame, not passed on to be misread."""
+    bgr = np.random.default_rng(0).integers(0, 256, (8, 10, 3), dtype=np.uint8)
+    gray = bgr[:, :, 0]
+    bgra = np.dstack([bgr, np.full((8, 10), 7, np.uint8)])
+    frames = _read_all([bgr, gray, gray[:, :, None], bgra, bgr.astype(np.uint16) * 257])
+    assert all(f.dtype == np.uint8 and f.shape == (8, 10, 3) for f in frames)
+    np.testing.assert_array_equal(frames[0], bgr[:, :, ::-1])
+    np.testing.assert_array_equal(frames[1], np.repeat(gray[:, :, None], 3, axis=2))
+    np.testing.assert_array_equal(frames[2], frames[1])
+    np.testing.assert_array_equal(frames[3], bgr[:, :, ::-1])  # alpha dropped
+    np.testing.assert_array_equal(frames[4], bgr[:, :, ::-1])  # 16-bit: value >> 8
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        np.zeros((8, 10, 3), np.float32),
+        np.zeros((8, 10, 2), np.uint8),
+        np.zeros((0, 0, 3), np.uint8),
+        np.zeros((2, 8, 10, 3), np.uint8),
+    ],
+    ids=["float", "two channels", "empty", "4-D"],
+)
+def test_captured_frame_of_unknown_kind_is_a_clear_error(frame):
+    good = np.zeros((8, 10, 3), np.uint8)
+    with pytest.raises(FrameSourceError, match=r"camera 0: frame 1 is a .* array of shape"):
+        _read_all([good, frame])

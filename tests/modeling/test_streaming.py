@@ -11,6 +11,7 @@ import torch
 from tests.modeling.tiny_video_model import NUM_CLASSES, NUM_QUERIES, build_tiny_model, random_video
 from video_mask2former.data.live import LiveSource
 from video_mask2former.modeling.streaming import (
+    FrameError,
     FrameSizeError,
     StreamPolicy,
     VideoStream,
@@ -88,13 +89,136 @@ def test_bad_arguments_are_errors():
         StreamPolicy(score_threshold=1.5)
     with pytest.raises(ValueError, match="max_absent_frames must be >= 1 or None"):
         StreamPolicy(max_absent_frames=0)
-    with pytest.raises(ValueError, match="window_size must be >= 1"):
+    with pytest.raises(ValueError, match="window_size must be an integer >= 1"):
         VideoStream(lambda frames: None, 0)
     model = build_tiny_model()
     with pytest.raises(RuntimeError, match="training mode"):
         model.stream(1)
-    with pytest.raises(ValueError, match=r"\(H, W, 3\) RGB frame"):
+    with pytest.raises(FrameError, match=r"frame 0 of the stream .*grayscale.*\(H, W, 3\) RGB"):
         model.eval().stream(1).push(np.zeros((8, 8), np.uint8))
+
+
+@pytest.mark.parametrize("window_size", ["2", None, 2.0, True, -1])
+def test_window_size_that_is_not_a_positive_integer_is_an_error(window_size):
+    model = build_tiny_model().eval()
+    with pytest.raises(ValueError, match=r"VideoStream: window_size must be an integer >= 1, got"):
+        model.stream(window_size)
+
+
+@pytest.mark.parametrize("output_size", [(0, 32), "32x32", (32,), (32.0, 32)])
+def test_output_size_that_is_not_two_positive_integers_is_an_error(output_size):
+    with pytest.raises(ValueError, match=r"VideoStream: output_size must be \(height, width\)"):
+        build_tiny_model().eval().stream(1, output_size=output_size)
+
+
+def _results_by_frame(results):
+    return [
+        (r.frame_index, [(i.track_id, i.label, i.score, i.rle["counts"]) for i in r.instances])
+        for r in results
+    ]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0)),  # 0..1 floats
+        torch.zeros(4, 64, 64, dtype=torch.uint8),  # RGBA
+        torch.full((3, 64, 64), float("nan")),
+        random_video(1, 32, 64)[0],  # another size
+    ],
+    ids=["0..1 floats", "RGBA", "NaN", "another size"],
+)
+def test_bad_frame_is_refused_at_push_and_changes_nothing(bad):
+    """The frames pushed before a refused frame keep waiting; the results equal those of a
+    stream that never saw it."""
+    model = build_tiny_model().eval()
+    frames = random_video(4, 64, 64, seed=6)
+    policy = StreamPolicy(score_threshold=0.0)
+    clean = _results_by_frame(model.stream(3, policy=policy).run(frames))
+    stream = model.stream(3, policy=policy)
+    results = stream.push(frames[0]) + stream.push(frames[1])
+    with pytest.raises(FrameError, match="frame 2 of the stream"):
+        stream.push(bad)
+    assert stream.num_frames == 2 and stream.num_windows == 0
+    results += stream.push(frames[2]) + stream.push(frames[3]) + stream.flush()
+    assert _results_by_frame(results) == clean
+    assert [index for index, _ in clean] == [0, 1, 2, 3] and any(i for _, i in clean)
+
+
+class _FailOnce:
+    """``predict_window`` that fails on its ``fail_at``-th call (0-based), by raising or by
+    returning a window the linker refuses (another number of queries)."""
+
+    def __init__(self, predict_window, fail_at, how):
+        self.predict_window, self.fail_at, self.how, self.calls = predict_window, fail_at, how, 0
+
+    def __call__(self, frames):
+        call, self.calls = self.calls, self.calls + 1
+        output = self.predict_window(frames)
+        if call != self.fail_at:
+            return output
+        if self.how == "raise":
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return WindowOutput(
+            output.pred_logits[:-1],
+            output.pred_masks[:-1],
+            output.pred_embeds[:-1],
+            output.padded_size,
+            output.image_size,
+        )
+
+
+@pytest.mark.parametrize("how", ["raise", "bad output"])
+@pytest.mark.parametrize("retry", ["push", "flush"])
+def test_failure_inside_a_window_loses_no_frame(how, retry):
+    """The model fails once, on the second window: its frames still wait, the stream's tracks are
+    untouched, and the next push (or flush) runs the window again; every frame's result comes
+    once, in order, equal to a run without the failure."""
+    model = build_tiny_model().eval()
+    frames = random_video(5, 64, 64, seed=8)
+    policy = StreamPolicy(score_threshold=0.0)
+    clean = _results_by_frame(model.stream(2, policy=policy).run(frames))
+    stream = VideoStream(
+        _FailOnce(model.predict_window, 1, how), 2, policy=policy, output_size=(64, 64)
+    )
+    results = stream.push(frames[0]) + stream.push(frames[1]) + stream.push(frames[2])
+    with pytest.raises((RuntimeError, ValueError)):
+        stream.push(frames[3])
+    assert stream.num_windows == 1 and stream.num_frames == 4
+    if retry == "push":
+        results += stream.push(frames[4])  # runs the failed window; frame 4 then waits
+        assert [r.frame_index for r in results] == [0, 1, 2, 3]
+        results += stream.flush()
+    else:
+        results += stream.flush()
+        results += stream.push(frames[4]) + stream.flush()
+    assert _results_by_frame(results) == clean
+    assert any(i for _, i in clean)
+
+
+def test_results_of_windows_before_a_failure_are_kept():
+    """Two windows waiting (after a failure), the second fails again: the first one's results
+    come with the next call, before the second's."""
+    model = build_tiny_model().eval()
+    frames = random_video(6, 64, 64, seed=9)
+    policy = StreamPolicy(score_threshold=0.0)
+    clean = _results_by_frame(model.stream(2, policy=policy).run(frames))
+    calls = []
+
+    def flaky(window):
+        calls.append(len(window))
+        if len(calls) in (1, 2, 4):  # windows: fail, fail, ok (frames 0-1), fail (frames 2-3)
+            raise RuntimeError("transient")
+        return model.predict_window(window)
+
+    stream = VideoStream(flaky, 2, policy=policy)
+    results = stream.push(frames[0])
+    for frame in frames[1:4]:
+        with pytest.raises(RuntimeError):
+            results += stream.push(frame)
+    assert stream.num_windows == 1 and len(stream._pending) == 2
+    results += stream.push(frames[4]) + stream.push(frames[5]) + stream.flush()
+    assert _results_by_frame(results) == clean
 
 
 # --- track management on scripted windows ---------------------------------------------------

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from tests.modeling.tiny_video_model import DEC_LAYERS, NUM_CLASSES, build_tiny_model, random_video
+from video_mask2former.data.frame_checks import FrameError, FrameSizeError
 from video_mask2former.modeling.video_maskformer import pad_images
 from video_mask2former.structures import FrameInstances
 
@@ -62,9 +63,32 @@ def test_inference_rejects_bad_batches():
     model = build_tiny_model().eval()
     with pytest.raises(ValueError, match="one video per call"):
         model([{"image": random_video()}, {"image": random_video()}])
+    with pytest.raises(ValueError, match="the video has no frames"):
+        model([{"image": []}])
     model.train()
     with pytest.raises(ValueError, match="same number"):
         model([{"image": random_video(2)}, {"image": random_video(3)}])
+
+
+def test_frames_of_different_sizes_are_an_error_not_padded():
+    """Whole-video inference used frame 0's size for every frame (masks of the larger frame
+    cropped and stretched); now the video is refused, naming the frame and both sizes."""
+    model = build_tiny_model().eval()
+    frames = random_video(2, H, W) + random_video(1, 40, 48)
+    with torch.no_grad(), pytest.raises(
+        FrameSizeError,
+        match=r"frame 2 of the video \(whole-video inference\) is 48x40 .*0 is 32x32",
+    ):
+        model([{"image": frames}])
+
+
+def test_whole_video_inference_checks_frames_before_the_network(monkeypatch):
+    model = build_tiny_model().eval()
+    monkeypatch.setattr(model, "predict", lambda *args: pytest.fail("the network ran"))
+    frames = random_video(2, H, W)
+    frames[1] = frames[1].float() / 255
+    with pytest.raises(FrameError, match=r"frame 1 of the video .*looks like a 0..1 image"):
+        model([{"image": frames}])
 
 
 def test_prepare_targets_label_from_present_frame():

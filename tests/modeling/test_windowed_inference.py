@@ -7,12 +7,14 @@ import torch
 
 from tests.conftest import requires_cuda
 from tests.modeling.tiny_video_model import NUM_CLASSES, NUM_QUERIES, build_tiny_model, random_video
+from video_mask2former.data.frame_checks import FrameSizeError
 from video_mask2former.modeling.inference import resize_mask_logits
 from video_mask2former.modeling.windowed_inference import (
     TrackAccumulator,
     WindowOutput,
     iter_windows,
     match_embeddings,
+    windowed_inference,
 )
 from video_mask2former.structures import RLEVideoMask
 
@@ -177,20 +179,40 @@ def test_frames_are_streamed_one_window_at_a_time():
             yield np.full((64, 64, 3), 10 * i, np.uint8)  # (H, W, 3) RGB arrays are accepted
 
     seen = []
-    original = model.predict_window
+    original = model._predict_window  # what the windowed mode runs on frames it has checked
 
     def recording(window):
         seen.append((len(window), len(pulled)))
         return original(window)
 
-    model.predict_window = recording
+    model._predict_window = recording
     result = model.inference_windowed(frames(), output_size=(64, 64), window_size=3)
     assert seen == [(3, 3), (3, 6), (1, 7)]  # never more than one window read ahead
     assert all(mask.shape == (7, 64, 64) for mask in result["pred_masks"])
 
 
+def test_frame_of_another_size_in_a_later_window_is_an_error():
+    """Each window used to be resized to the output size on its own: a video whose frames
+    change size was silently accepted. Now it is refused, naming the frame in the video."""
+    model = build_tiny_model().eval()
+    frames = random_video(2, 32, 32) + random_video(2, 40, 48)
+    with pytest.raises(
+        FrameSizeError, match=r"frame 2 of the video \(windowed inference\) is 48x40 .*0 is 32x32"
+    ):
+        model.inference_windowed(iter(frames), (32, 32), window_size=2)
+
+
+@pytest.mark.parametrize("window_size", ["2", 1.5, True])
+def test_window_size_that_is_not_an_integer_is_an_error(window_size):
+    model = build_tiny_model().eval()
+    with pytest.raises(ValueError, match="window_size must be an integer"):
+        model.inference_windowed(random_video(2), (32, 32), window_size=window_size)
+    with pytest.raises(ValueError, match="window_size must be an integer"):
+        windowed_inference(model.predict_window, random_video(2), window_size, (32, 32))
+
+
 def test_iter_windows_rejects_non_positive_size():
-    with pytest.raises(ValueError, match="window_size must be >= 1"):
+    with pytest.raises(ValueError, match="window_size must be an integer >= 1"):
         list(iter_windows(range(3), 0))
 
 

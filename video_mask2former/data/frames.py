@@ -13,6 +13,20 @@ by Pillow, whose ``load`` raises on truncated or broken data (unless the process
 ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES``). The EXIF orientation is applied, as detectron2's
 ``read_image`` does.
 
+Every frame comes out as 8-bit RGB, whatever the file holds:
+
+- **16-bit** pixels (16-bit grayscale PNG / TIFF, Pillow's ``I;16`` modes, and ``I`` for a PNG,
+  which has no 32-bit mode) keep their high byte: ``value >> 8``, as OpenCV's ``imread`` and
+  Pillow's 16-bit colour decoding do (so one file gives the same pixels through either library),
+  and the exact inverse of the usual 8 -> 16-bit widening ``v * 257``. Without this, Pillow's
+  conversion clips every value above 255: a 16-bit frame read as all white.
+- grayscale (``L``, ``1``), palette (``P``, ``PA``), ``CMYK``, ``YCbCr``, ``LAB``, ``HSV`` are
+  converted by Pillow; an alpha channel (``LA``, ``RGBA``, ...) is dropped, as OpenCV's
+  ``IMREAD_COLOR`` and detectron2's ``read_image`` drop it (transparent pixels keep their
+  stored colour).
+- 32-bit integer (``I`` outside PNG) and float (``F``) images have no fixed range to map to
+  0..255: they are refused (:class:`UnsupportedFrameError`, naming the file and its mode).
+
 A :class:`FrameSource` knows the number of frames and their size up front and yields RGB frames
 one at a time, so a long video is never held in memory whole (the windowed inference consumes
 it window by window). It can be iterated again (e.g. once to predict, once to draw).
@@ -35,6 +49,10 @@ DEFAULT_FPS = 6.0
 
 
 IMAGE_FORMATS = ("RGB", "BGR")
+# Pillow modes of 16-bit single-channel pixels; a PNG's "I" mode (older Pillow) holds them too.
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+# 16-bit -> 8-bit: keep the high byte.
+_SIXTEEN_TO_EIGHT_BITS_SHIFT = 8
 _JPEG_SOI = b"\xff\xd8"
 # An EXIF block (which may hold an orientation) starts with this; searched for in a JPEG's head.
 _EXIF_HEADER = b"Exif\x00\x00"
@@ -62,6 +80,10 @@ class CorruptFrameError(OSError):
     """A frame file exists but does not decode completely (truncated, damaged, not an image)."""
 
 
+class UnsupportedFrameError(CorruptFrameError):
+    """A frame file decodes, but into pixels with no 8-bit RGB reading (32-bit, float)."""
+
+
 def is_image_file(path: str) -> bool:
     return path.lower().endswith(IMAGE_EXTENSIONS)
 
@@ -77,10 +99,14 @@ def read_frame(file_name: str, image_format: str = "RGB") -> np.ndarray:
         file_name (str): an image file (JPEG, PNG, ...).
         image_format (str): "RGB" or "BGR".
 
+    16-bit images are scaled to 8 bits (``value >> 8``); alpha is dropped (see the module
+    docstring).
+
     Raises:
         FileNotFoundError: naming the file when it does not exist.
         CorruptFrameError: naming the file and the decoder's complaint when it is not an image or
             does not decode completely (truncated, corrupt data: any libjpeg warning).
+        UnsupportedFrameError: naming the file, for 32-bit integer and float images.
     """
     if image_format not in IMAGE_FORMATS:
         raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}.")
@@ -125,13 +151,35 @@ def _read_with_pillow(file_name: str, data: bytes, image_format: str) -> np.ndar
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()  # decodes everything now: raises on truncated or broken data
-            array = np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+            mode, image_type = img.mode, img.format
+            upright = ImageOps.exif_transpose(img)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise CorruptFrameError(
             f"Frame {file_name!r} cannot be read as an image ({e}): expected a complete image "
             f"file ({', '.join(IMAGE_EXTENSIONS)})."
         ) from None
+    array = _pillow_to_rgb8(upright, mode, image_type, file_name)
     return array[:, :, ::-1].copy() if image_format == "BGR" else array
+
+
+def _pillow_to_rgb8(img: Image.Image, mode: str, image_type: str, file_name: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB pixels of a decoded image (see the module docstring)."""
+    if mode in _SIXTEEN_BIT_MODES or (mode == "I" and image_type == "PNG"):
+        gray = (np.asarray(img).astype(np.uint32) >> _SIXTEEN_TO_EIGHT_BITS_SHIFT).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode in ("I", "F"):
+        kind = "32-bit integer" if mode == "I" else "floating-point"
+        raise UnsupportedFrameError(
+            f"Frame {file_name!r} is a {kind} image (Pillow mode {mode}): its values have no "
+            f"fixed range to read as 8-bit RGB; save it as an 8- or 16-bit image."
+        )
+    try:
+        return np.asarray(img.convert("RGB"))
+    except ValueError as e:  # Pillow has no conversion from this mode to RGB
+        raise UnsupportedFrameError(
+            f"Frame {file_name!r} has pixels of Pillow mode {mode}, which cannot be converted "
+            f"to RGB ({e}); save it as an 8-bit RGB or grayscale image."
+        ) from None
 
 
 def read_image_rgb(path: str) -> np.ndarray:

@@ -17,7 +17,15 @@ and :attr:`LiveSource.stop_reason` then says why:
 - ``"read error after N frames: ..."``: OpenCV raised while reading (also ``dropped``).
 
 Frames keep the size the capture gives; a stream whose frame size changes mid-way is passed
-through as it is (:class:`~video_mask2former.modeling.streaming.VideoStream` rejects it).
+through as it is (:class:`~video_mask2former.modeling.streaming.VideoStream` rejects it, as every
+inference mode rejects a video with frames of two sizes).
+
+What the capture gives is turned into (H, W, 3) uint8 RGB, with the rules of
+:func:`~video_mask2former.data.frames.read_frame`: 3-channel BGR frames are converted to RGB,
+grayscale ones repeated to three channels, BGRA ones lose their alpha, 16-bit ones keep their high
+byte (``value >> 8``). A frame of any other kind (another dtype or channel count) is a
+:class:`~video_mask2former.data.frames.FrameSourceError` naming the source and the frame, never
+a frame passed on that the model would misread.
 """
 
 import os
@@ -30,6 +38,10 @@ from .frames import DEFAULT_FPS, FrameSource, FrameSourceError, is_video_file
 
 # A text input holding a URL scheme separator is a stream URL.
 _URL_SEPARATOR = "://"
+# Channels of a captured frame -> the conversion to RGB.
+_TO_RGB = {1: cv2.COLOR_GRAY2RGB, 3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}
+# 16-bit -> 8-bit: keep the high byte (as read_frame does for 16-bit image files).
+_SIXTEEN_TO_EIGHT_BITS_SHIFT = 8
 
 
 def parse_live_input(text: Union[str, int]) -> Union[int, str]:
@@ -127,10 +139,24 @@ class LiveSource:
                 if not ok or frame is None:
                     self._stop_at_end()
                     return
+                rgb = self._to_rgb(frame)
                 self.frames_read += 1
-                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                yield rgb
         finally:
             self.close()
+
+    def _to_rgb(self, frame: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 RGB of a captured frame (see the module docstring)."""
+        frame = np.asarray(frame)
+        channels = 1 if frame.ndim == 2 else (frame.shape[2] if frame.ndim == 3 else 0)
+        if frame.dtype == np.uint16:
+            frame = (frame >> _SIXTEEN_TO_EIGHT_BITS_SHIFT).astype(np.uint8)
+        if frame.dtype != np.uint8 or channels not in _TO_RGB or 0 in frame.shape:
+            raise FrameSourceError(
+                f"{self.name}: frame {self.frames_read} is a {frame.dtype} array of shape "
+                f"{frame.shape}: expected a BGR, BGRA or grayscale image of 8 or 16 bits"
+            )
+        return cv2.cvtColor(frame, _TO_RGB[channels])
 
     def _stop_at_end(self) -> None:
         if self.announced_frames is not None and self.frames_read < self.announced_frames:

@@ -51,9 +51,20 @@ has been seen so far only. Every threshold is a field of :class:`StreamPolicy`.
   of every track in every frame, no track ending), the masks of every (track, class) pair over the
   stream and the scores of the last window's frames equal the windowed result; with one window
   covering the video, :func:`collect_video_result` of the stream equals it exactly (tested).
-- **Frame size.** All frames of a stream must have the first frame's size; a frame of another size
-  is an error (:class:`FrameSizeError`) rather than resized: masks are returned at one output
-  size, and a resized frame would get masks that do not line up with the pixels the caller has.
+- **Frames** are checked when pushed, by the check every inference mode uses
+  (:func:`video_mask2former.data.frame_checks.check_frame`: RGB (3, H, W) tensors or (H, W, 3)
+  arrays, uint8 or finite 0..255 values); a bad frame is refused by :meth:`VideoStream.push`
+  (a one-line :class:`FrameError`) before it enters a window, and the stream goes on as if it had
+  never been pushed.
+- **Frame size.** All frames of a stream must have the first frame's size, as all frames of a
+  video in the other modes; a frame of another size is an error (:class:`FrameSizeError`) rather
+  than resized: masks are returned at one output size, and a resized frame would get masks that
+  do not line up with the pixels the caller has.
+- **Failures inside a window.** When ``predict_window`` (or the linking) raises, the exception
+  reaches the caller of :meth:`VideoStream.push` / :meth:`VideoStream.flush` and the stream is
+  left as it was before that window: its frames are still waiting, no track changed, and the
+  next ``push`` or ``flush`` runs the window again (results already computed in that call are
+  returned then, in order). Nothing pushed is lost.
 """
 
 import time
@@ -65,6 +76,14 @@ import numpy as np
 import pycocotools.mask as mask_util
 import torch
 
+from ..data.frame_checks import (
+    FrameError,
+    FrameSizeError,
+    check_frame,
+    check_video_frame,
+    frame_size,
+    size_mismatch_error,
+)
 from ..structures import RLEVideoMask, encode_masks
 from .inference import DEFAULT_TOPK, topk_pairs
 from .windowed_inference import (
@@ -73,7 +92,19 @@ from .windowed_inference import (
     WindowLinker,
     WindowOutput,
     average_track_scores,
+    check_output_size,
+    check_window_size,
 )
+
+__all__ = [
+    "FrameError",
+    "FrameResult",
+    "FrameSizeError",
+    "StreamInstance",
+    "StreamPolicy",
+    "VideoStream",
+    "collect_video_result",
+]
 
 # Per frame, (track, class) pairs reported at most: the offline top-k (official: 10 per video).
 DEFAULT_STREAM_TOPK = DEFAULT_TOPK
@@ -86,10 +117,6 @@ DEFAULT_CONFIRM_WINDOWS = 1
 DEFAULT_MAX_ABSENT_FRAMES = 30
 # Score given to the pairs of tracks that may not be reported, below any threshold in [0, 1].
 _NOT_REPORTED = -1.0
-
-
-class FrameSizeError(ValueError):
-    """A frame of a stream does not have the size of the stream's first frame."""
 
 
 @dataclass(frozen=True)
@@ -200,22 +227,6 @@ class _Pending:
     arrival: float
 
 
-def _frame_size(frame) -> Tuple[int, int]:
-    """(H, W) of an (H, W, 3) array or a (3, H, W) tensor."""
-    if isinstance(frame, np.ndarray):
-        if frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError(
-                f"expected an (H, W, 3) RGB frame, got an array of shape {frame.shape}"
-            )
-        return int(frame.shape[0]), int(frame.shape[1])
-    if isinstance(frame, torch.Tensor) and frame.ndim == 3:
-        return int(frame.shape[-2]), int(frame.shape[-1])
-    raise ValueError(
-        f"expected a frame as an (H, W, 3) uint8 array or a (3, H, W) tensor, got "
-        f"{type(frame).__name__} of shape {getattr(frame, 'shape', None)}"
-    )
-
-
 class VideoStream:
     """Online (W = 1) or semi-online (W > 1) inference over a stream of frames.
 
@@ -228,6 +239,10 @@ class VideoStream:
             model input (e.g. resizing to the test size); the masks stay at ``output_size``.
         policy (StreamPolicy, optional): reporting and track ending; default ``StreamPolicy()``.
         maps_per_chunk (int): (query, frame) mask maps resized at a time.
+
+    Raises:
+        ValueError: ``window_size`` is not an integer >= 1 or ``output_size`` not two integers
+            >= 1 (a string, None, a float...).
     """
 
     def __init__(
@@ -240,19 +255,21 @@ class VideoStream:
         policy: Optional[StreamPolicy] = None,
         maps_per_chunk: int = DEFAULT_MAPS_PER_CHUNK,
     ):
-        if window_size < 1:
-            raise ValueError(f"VideoStream: window_size must be >= 1, got {window_size}")
+        self.window_size = check_window_size(window_size, "VideoStream")
+        if output_size is not None:
+            output_size = check_output_size(output_size, "VideoStream")
         self.predict_window = predict_window
-        self.window_size = int(window_size)
         self.transform = transform
         self.policy = policy if policy is not None else StreamPolicy()
-        self.output_size = None if output_size is None else tuple(int(s) for s in output_size)
+        self.output_size = output_size
         self.maps_per_chunk = maps_per_chunk
         self.num_frames = 0  # frames pushed
         self.num_windows = 0
         self._input_size: Optional[Tuple[int, int]] = None
         self._linker: Optional[WindowLinker] = None
-        self._pending: List[_Pending] = []
+        self._pending: List[_Pending] = []  # frames waiting for their window, oldest first
+        # Results of windows run by a push / flush that then failed on a later window.
+        self._ready: List[FrameResult] = []
         self._next_id = 0
         # Per slot (Q,): current track id (-1: none), running sums since the track started.
         self._track_ids: Optional[torch.Tensor] = None
@@ -268,36 +285,51 @@ class VideoStream:
         """Add one frame; returns the results of the W frames of its window once it is complete
         (else an empty list).
 
+        The frame is checked first (see the module docstring); a refused frame changes nothing:
+        the frames pushed before it keep waiting for their window, and the next frame pushed
+        takes its index.
+
         Args:
-            frame: an (H, W, 3) uint8 RGB array or a (3, H, W) tensor (RGB, 0..255), or what
-                ``transform`` takes.
+            frame: an (H, W, 3) RGB numpy array or a (3, H, W) RGB tensor, uint8 or float /
+                signed-integer with finite values in 0..255, of the first frame's size. With a
+                ``transform``, any such array or tensor that the transform turns into one.
 
         Raises:
+            FrameError: a frame the model cannot take (one line naming the frame's index).
             FrameSizeError: the frame's size differs from the first frame's.
+            Exception: whatever ``predict_window`` raises; the stream stays usable (see the
+                module docstring).
         """
-        size = _frame_size(frame)
+        index, arrival = self.num_frames, time.perf_counter()
+        if self.transform is None:
+            size = check_video_frame(frame, index, self._input_size, "the stream")
+            model_input = frame
+        else:
+            size = frame_size(frame, f"frame {index} of the stream")
+            if self._input_size is not None and size != self._input_size:
+                raise size_mismatch_error(index, size, self._input_size, "the stream")
+            model_input = self.transform(frame)
+            check_frame(model_input, f"frame {index} of the stream, after the transform,")
         if self._input_size is None:
             self._input_size = size
             if self.output_size is None:
                 self.output_size = size
             self._linker = WindowLinker(self.output_size, self.maps_per_chunk)
-        elif size != self._input_size:
-            raise FrameSizeError(
-                f"frame {self.num_frames} of the stream is {size[1]}x{size[0]} (width x height), "
-                f"the stream's frames are {self._input_size[1]}x{self._input_size[0]} (its first "
-                f"frame's size); start a new stream for frames of another size"
-            )
-        arrival = time.perf_counter()
-        model_input = self.transform(frame) if self.transform is not None else frame
-        self._pending.append(_Pending(self.num_frames, frame, model_input, arrival))
+        self._pending.append(_Pending(index, frame, model_input, arrival))
         self.num_frames += 1
-        if len(self._pending) == self.window_size:
-            return self._process_window()
-        return []
+        return self._run_windows(flush=False)
 
     def flush(self) -> List[FrameResult]:
         """Run the partial last window (if any frame waits) and return its frames' results."""
-        return self._process_window() if self._pending else []
+        return self._run_windows(flush=True)
+
+    def _run_windows(self, flush: bool) -> List[FrameResult]:
+        """Run every complete waiting window (and with ``flush`` the partial last one); returns
+        their results, with those of windows run before an earlier failure first."""
+        while len(self._pending) >= self.window_size or (flush and self._pending):
+            self._ready.extend(self._process_window())
+        results, self._ready = self._ready, []
+        return results
 
     def run(self, frames: Iterable) -> Iterator[FrameResult]:
         """Push every frame of ``frames`` and flush at the end, yielding each frame's result as
@@ -322,10 +354,13 @@ class VideoStream:
         )
 
     def _process_window(self) -> List[FrameResult]:
-        pending, self._pending = self._pending, []
+        """Run the oldest waiting window. Its frames stop waiting only once the network and the
+        linking succeeded (neither changes the stream's state when it raises)."""
+        pending = self._pending[: self.window_size]
         with torch.no_grad():
             window = self.predict_window([p.model_input for p in pending])
-        linked = self._linker.link(window)
+            linked = self._linker.link(window)
+        del self._pending[: len(pending)]
         self._update_tracks(linked)
         results = self._report(linked, pending)
         self._end_absent_tracks()

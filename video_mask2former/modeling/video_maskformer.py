@@ -3,25 +3,35 @@
 Shapes: B videos, T frames, N = B*T images, Q queries, K classes, Hp x Wp the padded input size,
 h x w = Hp/4 x Wp/4 the mask-logit size, M instances of a video.
 
-Inputs are detectron2-style dicts, one per video: ``"image"`` a list of T (3, H, W) tensors (RGB,
-0..255), optional ``"height"``/``"width"`` (output size) and, for training, ``"instances"`` a list
+Inputs are detectron2-style dicts, one per video: ``"image"`` a list of T frames, optional
+``"height"``/``"width"`` (output size) and, for training, ``"instances"`` a list
 of T per-frame objects with ``gt_classes`` (M,), ``gt_ids`` (M,) (-1: absent in that frame) and
 ``gt_masks`` ((M, H, W) tensor or an object with ``.tensor``), e.g.
 :class:`video_mask2former.structures.FrameInstances` or detectron2's ``Instances``.
 
 The attribute names ``backbone``, ``sem_seg_head`` and ``criterion`` give the official
 state-dict keys; ``pixel_mean``/``pixel_std`` are non-persistent buffers (not in the state_dict).
+
+**Frames at inference.** The three inference modes (the whole video, ``forward`` in eval mode;
+windows, :meth:`VideoMaskFormer.inference_windowed` and :meth:`VideoMaskFormer.predict_window`;
+streams, :meth:`VideoMaskFormer.stream`) accept the same frames, checked by
+:func:`video_mask2former.data.frame_checks.check_frame` before they reach the network: RGB
+(3, H, W) tensors or (H, W, 3) numpy arrays, ``uint8``, or float / signed-integer ones with finite
+values in 0..255 (not a 0..1 image), all frames of a video of one size. Anything else is a
+one-line :class:`~video_mask2former.data.frame_checks.FrameError` naming the frame's index
+(:class:`~video_mask2former.data.frame_checks.FrameSizeError` for a frame of another size).
+Training frames (tensors from the clip mapper) are not checked.
 """
 
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 from torch import nn
 
+from ..data.frame_checks import as_chw_tensor, check_frame, check_video_frames, frame_size
 from .inference import DEFAULT_CHUNK_SIZE, DEFAULT_TOPK, video_inference
 from .streaming import StreamPolicy, VideoStream
-from .windowed_inference import WindowOutput, windowed_inference
+from .windowed_inference import WindowOutput, check_window_size, windowed_inference
 
 
 def pad_images(
@@ -103,9 +113,7 @@ class VideoMaskFormer(nn.Module):
         self.num_frames = num_frames
         self.test_topk = test_topk
         self.inference_chunk_size = inference_chunk_size
-        if window_size < 0:
-            raise ValueError(f"VideoMaskFormer: window_size must be >= 0, got {window_size}")
-        self.window_size = window_size
+        self.window_size = check_window_size(window_size, "VideoMaskFormer", minimum=0)
 
     @property
     def device(self) -> torch.device:
@@ -155,7 +163,10 @@ class VideoMaskFormer(nn.Module):
         """Training losses, or the inference result of one video.
 
         Args:
-            batched_inputs (list[dict]): see the module docstring; one video at inference.
+            batched_inputs (list[dict]): see the module docstring; one video at inference, its
+                ``"image"`` a sequence of T frames: (3, H, W) RGB tensors or (H, W, 3) RGB numpy
+                arrays, uint8 or float / signed-integer with finite values in 0..255, all of one
+                size (checked: see the module docstring).
 
         Returns:
             In training, dict of weighted losses (``loss_ce``, ``loss_mask``, ``loss_dice`` and
@@ -163,26 +174,40 @@ class VideoMaskFormer(nn.Module):
             ``image_size`` (H, W), ``pred_scores``, ``pred_labels``, ``pred_masks`` (k (T, H, W)
             bool tensors on the CPU; with ``window_size > 0``, k
             :class:`~video_mask2former.structures.RLEVideoMask`, see :meth:`inference_windowed`).
+
+        Raises:
+            FrameError: at inference, a frame the model cannot take (see the module docstring).
         """
-        if not self.training and len(batched_inputs) != 1:
+        if not self.training:
+            return self._inference(batched_inputs)
+        images, sizes, num_frames = self.preprocess(batched_inputs)
+        outputs = self.predict(images, num_frames, keep_aux=True)
+        if self.criterion is None:
+            raise RuntimeError("VideoMaskFormer: training needs a criterion; none was given")
+        targets = self.prepare_targets(batched_inputs, tuple(images.shape[-2:]))
+        losses = self.criterion(outputs, targets)
+        weights = self.criterion.weight_dict
+        return {name: loss * weights[name] for name, loss in losses.items() if name in weights}
+
+    def _inference(self, batched_inputs: List[Dict]) -> Dict[str, object]:
+        """The result of one video, whole or windowed; its frames are checked first."""
+        if len(batched_inputs) != 1:
             raise ValueError(
                 f"VideoMaskFormer inference takes one video per call, got {len(batched_inputs)}"
             )
-        if not self.training and self.window_size > 0:
-            video = batched_inputs[0]
-            height, width = video["image"][0].shape[-2:]
-            output_size = (video.get("height", height), video.get("width", width))
-            return self.inference_windowed(video["image"], output_size)
-        images, sizes, num_frames = self.preprocess(batched_inputs)
-        outputs = self.predict(images, num_frames, keep_aux=self.training)
-        if self.training:
-            if self.criterion is None:
-                raise RuntimeError("VideoMaskFormer: training needs a criterion; none was given")
-            targets = self.prepare_targets(batched_inputs, tuple(images.shape[-2:]))
-            losses = self.criterion(outputs, targets)
-            weights = self.criterion.weight_dict
-            return {name: loss * weights[name] for name, loss in losses.items() if name in weights}
         video = batched_inputs[0]
+        frames = video.get("image")
+        if frames is None or len(frames) == 0:
+            raise ValueError("VideoMaskFormer inference: the video has no frames in 'image'")
+        if self.window_size > 0:
+            height, width = frame_size(frames[0], "frame 0 of the video (windowed inference)")
+            output_size = (video.get("height", height), video.get("width", width))
+            return self.inference_windowed(frames, output_size)
+        checked = check_video_frames(frames, "the video (whole-video inference)")
+        images, sizes, num_frames = self.preprocess(
+            [{"image": [as_chw_tensor(f) for f in checked]}]
+        )
+        outputs = self.predict(images, num_frames, keep_aux=False)
         image_size = sizes[0]
         output_size = (video.get("height", image_size[0]), video.get("width", image_size[1]))
         return video_inference(
@@ -275,13 +300,21 @@ class VideoMaskFormer(nn.Module):
         """The network's prediction for one window of frames (one video, no post-processing).
 
         Args:
-            frames (sequence): W frames, each a (3, H, W) tensor (RGB, 0..255) or an (H, W, 3)
-                uint8 RGB array.
+            frames (sequence): W frames of one size, each a (3, H, W) RGB tensor or an (H, W, 3)
+                RGB array, uint8 or float / signed-integer with finite values in 0..255 (checked:
+                see the module docstring).
 
         Returns:
             WindowOutput: logits (Q, K+1), mask logits (Q, W, Hp/4, Wp/4), embeddings (Q, C).
+
+        Raises:
+            FrameError: a frame the model cannot take, or of another size than the first.
         """
-        images = [_as_chw_tensor(frame) for frame in frames]
+        return self._predict_window(list(check_video_frames(frames, "the window")))
+
+    def _predict_window(self, frames: Sequence) -> WindowOutput:
+        """:meth:`predict_window` of frames already checked (by the windowed mode or a stream)."""
+        images = [as_chw_tensor(frame) for frame in frames]
         batch, sizes, num_frames = self.preprocess([{"image": images}])
         outputs = self.predict(batch, num_frames, keep_aux=False)
         return WindowOutput(
@@ -299,24 +332,27 @@ class VideoMaskFormer(nn.Module):
         """Windowed inference of one video, streaming its frames.
 
         Args:
-            frames (iterable): the video's frames, (3, H, W) tensors or (H, W, 3) uint8 RGB
-                arrays; consumed one window at a time, so a generator reading from disk keeps
+            frames (iterable): the video's frames, as :meth:`predict_window` takes them, all of
+                one size (each checked as it is read; a bad one is a ``FrameError`` naming its
+                index); consumed one window at a time, so a generator reading from disk keeps
                 memory bounded.
             output_size (tuple): (H, W) of the returned masks.
-            window_size (int, optional): W; defaults to the model's ``window_size`` (or the whole
-                video in one window when that is 0).
+            window_size (int, optional): W; None (or 0) defaults to the model's ``window_size``
+                (or the whole video in one window when that is 0).
 
         Returns:
             dict: ``image_size``, ``pred_scores``, ``pred_labels``, ``pred_masks`` (k
             :class:`~video_mask2former.structures.RLEVideoMask`, compact (T, H, W) masks), and
             ``pred_track_ids``. With W >= T it equals whole-video inference exactly.
         """
+        if window_size is not None:
+            window_size = check_window_size(window_size, "inference_windowed", minimum=0)
         size = window_size or self.window_size
         if not size:
             frames = list(frames)
             size = max(1, len(frames))
         return windowed_inference(
-            self.predict_window, frames, size, output_size, topk=self.test_topk
+            self._predict_window, frames, size, output_size, topk=self.test_topk
         )
 
     def stream(
@@ -333,12 +369,16 @@ class VideoMaskFormer(nn.Module):
         is pushed; ``stream.flush()`` runs the partial last window; ``stream.run(frames)``
         yields every frame's result. See :mod:`.streaming` for the track management.
 
+        Frames are checked when they are pushed (:meth:`VideoStream.push`), as the other modes
+        check theirs: a frame the model cannot take is refused there, before it enters a window.
+
         Args:
-            window_size (int): W, frames per window (the latency in frames).
+            window_size (int): W >= 1, frames per window (the latency in frames).
             output_size (tuple, optional): (H, W) of the masks; default: the first frame's size.
             transform (callable, optional): applied to each pushed frame to make the model's
-                input (e.g. resizing to the test size); frames are (3, H, W) tensors or
-                (H, W, 3) uint8 RGB arrays before and after it.
+                input (e.g. resizing to the test size); pushed frames are (3, H, W) tensors or
+                (H, W, 3) arrays, and the transform's outputs must be frames the model takes
+                (see the module docstring).
             policy (StreamPolicy, optional): thresholds; default ``StreamPolicy(topk=test_topk)``.
 
         Returns:
@@ -352,7 +392,7 @@ class VideoMaskFormer(nn.Module):
                 "VideoMaskFormer.stream: the model is in training mode; call " "model.eval() first"
             )
         return VideoStream(
-            self.predict_window,
+            self._predict_window,
             window_size,
             output_size=output_size,
             transform=transform,
@@ -361,11 +401,8 @@ class VideoMaskFormer(nn.Module):
 
 
 def _as_chw_tensor(frame) -> torch.Tensor:
-    """A (3, H, W) tensor of a frame given as a tensor or as an (H, W, 3) RGB numpy array."""
-    if isinstance(frame, np.ndarray):
-        if frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError(
-                f"expected an (H, W, 3) RGB frame, got an array of shape {frame.shape}"
-            )
-        return torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1)))
-    return frame
+    """A (3, H, W) tensor of a frame given as a (3, H, W) tensor or an (H, W, 3) RGB numpy array,
+    checked by :func:`~video_mask2former.data.frame_checks.check_frame` (kept for callers
+    outside this module, e.g. the ONNX window predictor)."""
+    check_frame(frame, "a frame of the window")
+    return as_chw_tensor(frame)

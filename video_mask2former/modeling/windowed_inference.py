@@ -38,6 +38,7 @@ Decisions (documented in README.md):
   same top-k, the same resizing and threshold).
 """
 
+import numbers
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
@@ -45,12 +46,38 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch.nn import functional as F
 
+from ..data.frame_checks import check_video_frames
 from ..structures import RLEVideoMask, encode_masks
 from .inference import DEFAULT_TOPK, MASK_LOGIT_THRESHOLD, resize_mask_logits, topk_pairs
 
 # Mask maps (one query in one frame) resized at a time: bounds the float buffers of the resizing
 # (128 maps of 360x640 float32 are 118 MB).
 DEFAULT_MAPS_PER_CHUNK = 128
+
+
+def check_window_size(value, where: str, minimum: int = 1) -> int:
+    """``value`` as an int, when it is an integer >= ``minimum`` (not a bool, a float, a string or
+    None); else a one-line ValueError naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(
+            f"{where}: window_size must be an integer >= {minimum}, got {value!r} "
+            f"({type(value).__name__})"
+        )
+    return int(value)
+
+
+def check_output_size(value, where: str) -> Tuple[int, int]:
+    """``value`` as an (H, W) pair of ints >= 1; else a one-line ValueError naming ``where``."""
+    try:
+        height, width = value
+        valid = all(not isinstance(s, bool) and isinstance(s, numbers.Integral) for s in value)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid or height < 1 or width < 1:
+        raise ValueError(
+            f"{where}: output_size must be (height, width), two integers >= 1, got {value!r}"
+        )
+    return int(height), int(width)
 
 
 @dataclass
@@ -155,7 +182,7 @@ class WindowLinker:
     """
 
     def __init__(self, output_size: Tuple[int, int], maps_per_chunk: int = DEFAULT_MAPS_PER_CHUNK):
-        self.output_size = tuple(int(s) for s in output_size)
+        self.output_size = check_output_size(output_size, "WindowLinker")
         self.maps_per_chunk = max(1, int(maps_per_chunk))
         self.num_windows = 0
         self._embeds: Optional[torch.Tensor] = None  # (Q, C) of the last window, track order
@@ -163,7 +190,11 @@ class WindowLinker:
         self.empty_rle = encode_masks(torch.zeros((1, *self.output_size), dtype=torch.bool))[0]
 
     def link(self, window: WindowOutput) -> LinkedWindow:
-        """Match ``window`` to the previous one, then encode its masks in track order."""
+        """Match ``window`` to the previous one, then encode its masks in track order.
+
+        The linker's state changes only when the window is linked completely: an exception
+        leaves it as it was, so the window can be linked again.
+        """
         num_queries = window.pred_logits.shape[0]
         if self._embeds is None:
             order = torch.arange(num_queries)
@@ -175,9 +206,9 @@ class WindowLinker:
                 )
             order = match_embeddings(self._embeds, window.pred_embeds)
         device_order = order.to(window.pred_logits.device)
-        self._embeds = window.pred_embeds[device_order].detach()
         probs = F.softmax(window.pred_logits[device_order].float(), dim=-1)[:, :-1].cpu()
         rles, present = self._encode_masks(window, device_order)
+        self._embeds = window.pred_embeds[device_order].detach()
         self.num_windows += 1
         return LinkedWindow(order=order, probs=probs, rles=rles, present=present)
 
@@ -288,8 +319,7 @@ class TrackAccumulator:
 
 def iter_windows(frames: Iterable, window_size: int) -> Iterator[List]:
     """Consecutive lists of ``window_size`` items (the last may be shorter); streams the input."""
-    if window_size < 1:
-        raise ValueError(f"iter_windows: window_size must be >= 1, got {window_size}")
+    window_size = check_window_size(window_size, "iter_windows")
     window = []
     for frame in frames:
         window.append(frame)
@@ -312,8 +342,12 @@ def windowed_inference(
 
     Args:
         predict_window (callable): list of W frames -> :class:`WindowOutput`.
-        frames (iterable): the video's frames; consumed lazily (a generator reading from disk
-            keeps at most one window of frames in memory).
+        frames (iterable): the video's frames, (H, W, 3) uint8 RGB arrays or (3, H, W) RGB
+            tensors (0..255), all of one size; each is checked by
+            :func:`~video_mask2former.data.frame_checks.check_frame` as it is read (a bad frame
+            is a :class:`~video_mask2former.data.frame_checks.FrameError` naming its index).
+            Consumed lazily (a generator reading from disk keeps at most one window of frames
+            in memory).
         window_size (int): W, frames per window (>= 1).
         output_size (tuple): (H, W) of the returned masks.
         topk (int): predictions returned.
@@ -322,7 +356,9 @@ def windowed_inference(
     Returns:
         dict: see :meth:`TrackAccumulator.result`.
     """
+    window_size = check_window_size(window_size, "windowed_inference")
     tracks = TrackAccumulator(output_size, maps_per_chunk)
+    frames = check_video_frames(frames, "the video (windowed inference)")
     for window in iter_windows(frames, window_size):
         with torch.no_grad():
             tracks.add(predict_window(window))
