@@ -54,7 +54,11 @@ logger = logging.getLogger(__name__)
 # Path prefixes detectron2's PathManager resolves itself (downloads, model zoo).
 _REMOTE_PREFIXES = ("http://", "https://", "detectron2://", "catalog://", "manifold://")
 
-# How the scripts' users turn the loading policy off (ends the mismatch errors).
+# How the scripts' users set MODEL.WEIGHTS and turn the loading policy off (end of the errors).
+SET_WEIGHTS = (
+    "train_net_video.py / tools/export_model.py: ... MODEL.WEIGHTS PATH at the end of the "
+    "command; demo_video/demo.py: ... --opts MODEL.WEIGHTS PATH"
+)
 OPT_OUT = "set MODEL.ALLOW_PARTIAL_WEIGHTS True (the demo: --allow-partial-weights)"
 
 # Periodic checkpoints of detectron2's PeriodicCheckpointer: "<prefix>_<iteration:07d>.pth".
@@ -66,7 +70,7 @@ def check_weights_file(path: str) -> None:
     if path and not path.startswith(_REMOTE_PREFIXES) and not os.path.isfile(path):
         raise FileNotFoundError(
             f"Checkpoint {path!r} (MODEL.WEIGHTS) does not exist: download it (see README.md) or "
-            "set MODEL.WEIGHTS to an existing .pth/.pkl file, e.g. with --opts MODEL.WEIGHTS PATH."
+            f"give an existing .pth/.pkl file or a URL ({SET_WEIGHTS})"
         )
 
 
@@ -100,8 +104,8 @@ class VideoCheckpointer(DetectionCheckpointer):
         if not path and not (self._loading_init or self.allow_partial):
             raise ValueError(
                 "No weights to load (MODEL.WEIGHTS is empty): inference needs trained weights; "
-                f"set MODEL.WEIGHTS to a .pth/.pkl file, or {OPT_OUT} to run the random "
-                "initialisation."
+                f"set MODEL.WEIGHTS to a .pth/.pkl file ({SET_WEIGHTS}), or {OPT_OUT} to run "
+                "the random initialisation."
             )
         self._loading_path = path
         if path and is_url(path):  # one cache and one clear error for the library and the scripts
