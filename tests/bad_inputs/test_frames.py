@@ -197,3 +197,20 @@ def test_all_black_float_frame_is_accepted(model, entry):
     """0 is black on the 0..1 and the 0..255 scales alike: not refused as a 0..1 image."""
     with torch.no_grad():
         ENTRY_POINTS[entry](model, [_good(), torch.zeros(3, SIZE, SIZE)])
+
+
+@pytest.mark.parametrize("window_size", [0, 2])
+@pytest.mark.parametrize(
+    "height, width",
+    [(0, 0), (-5, SIZE), ("32", SIZE), (SIZE, 2.5), (None, SIZE), (True, SIZE)],
+    ids=["zero", "negative", "string", "float", "none", "bool"],
+)
+def test_bad_output_size_in_the_video_dict_is_one_line(model, window_size, height, width):
+    """ "height" / "width" set the masks' size: checked before the network runs, in both modes
+    (was an error from deep inside torch: "Input and output sizes should be greater than 0")."""
+    model.window_size = window_size
+    try:
+        with pytest.raises(ValueError, match=r"the video's 'height' / 'width' .*two integers >= 1"):
+            model([{"image": [_good(), _good()], "height": height, "width": width}])
+    finally:
+        model.window_size = 0

@@ -31,7 +31,12 @@ from torch import nn
 from ..data.frame_checks import as_chw_tensor, check_frame, check_video_frames, frame_size
 from .inference import DEFAULT_CHUNK_SIZE, DEFAULT_TOPK, video_inference
 from .streaming import StreamPolicy, VideoStream
-from .windowed_inference import WindowOutput, check_window_size, windowed_inference
+from .windowed_inference import (
+    WindowOutput,
+    check_output_size,
+    check_window_size,
+    windowed_inference,
+)
 
 
 def pad_images(
@@ -200,16 +205,15 @@ class VideoMaskFormer(nn.Module):
         if frames is None or len(frames) == 0:
             raise ValueError("VideoMaskFormer inference: the video has no frames in 'image'")
         if self.window_size > 0:
-            height, width = frame_size(frames[0], "frame 0 of the video (windowed inference)")
-            output_size = (video.get("height", height), video.get("width", width))
-            return self.inference_windowed(frames, output_size)
+            size = frame_size(frames[0], "frame 0 of the video (windowed inference)")
+            return self.inference_windowed(frames, _output_size(video, size))
         checked = check_video_frames(frames, "the video (whole-video inference)")
         images, sizes, num_frames = self.preprocess(
             [{"image": [as_chw_tensor(f) for f in checked]}]
         )
         outputs = self.predict(images, num_frames, keep_aux=False)
         image_size = sizes[0]
-        output_size = (video.get("height", image_size[0]), video.get("width", image_size[1]))
+        output_size = _output_size(video, image_size)
         return video_inference(
             outputs["pred_logits"][0],
             outputs["pred_masks"][0],
@@ -406,3 +410,10 @@ def _as_chw_tensor(frame) -> torch.Tensor:
     outside this module, e.g. the ONNX window predictor)."""
     check_frame(frame, "a frame of the window")
     return as_chw_tensor(frame)
+
+
+def _output_size(video: Dict, frame_size: Tuple[int, int]) -> Tuple[int, int]:
+    """(H, W) of a video's masks: its ``"height"`` / ``"width"`` (each defaulting to the frames'),
+    checked to be integers >= 1."""
+    size = (video.get("height", frame_size[0]), video.get("width", frame_size[1]))
+    return check_output_size(size, "the video's 'height' / 'width' (the masks' size)")
