@@ -27,7 +27,7 @@ from detectron2.utils.logger import setup_logger
 
 from video_mask2former.d2.checkpoint import VideoCheckpointer
 from video_mask2former.d2.config import get_video_cfg
-from video_mask2former.d2.datasets import get_video_dataset_dicts
+from video_mask2former.d2.datasets import check_dataset_classes, get_video_dataset_dicts
 from video_mask2former.d2.distributed import device_aware_ddp
 from video_mask2former.d2.evaluator import YTVISEvaluator
 from video_mask2former.d2.joint import build_joint_train_loader, uses_joint_loader
@@ -83,18 +83,24 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
+        """Clips of DATASETS.TRAIN; every dataset's categories (and those of DATASETS.TEST that
+        are known before loading) are checked against MODEL.SEM_SEG_HEAD.NUM_CLASSES first."""
+        check_dataset_classes(cfg, cfg.DATASETS.TEST, training=False)
         if uses_joint_loader(cfg):  # image datasets as pseudo-videos, DATASETS.DATASET_RATIO
             return build_joint_train_loader(cfg)
         dataset = get_video_dataset_dicts(
             cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS
         )
+        check_dataset_classes(cfg, cfg.DATASETS.TRAIN, training=True)
         mapper = YTVISDatasetMapper(cfg, is_train=True)
         return build_detection_train_loader(cfg, mapper=mapper, dataset=dataset)
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
-        """Yields one whole video (every frame) per batch."""
+        """Yields one whole video (every frame) per batch; the dataset's categories are checked
+        against MODEL.SEM_SEG_HEAD.NUM_CLASSES first."""
         dataset = get_video_dataset_dicts(dataset_name)
+        check_dataset_classes(cfg, [dataset_name], training=False)
         mapper = YTVISDatasetMapper(cfg, is_train=False)
         return build_detection_test_loader(
             dataset=dataset, mapper=mapper, num_workers=cfg.DATALOADER.NUM_WORKERS

@@ -8,13 +8,19 @@ area range) and optionally writes them as a JSON object with those keys.
 
 YouTube-VIS 2022: give ``--gt`` the folder holding ``gt_short.json`` and ``gt_long.json``; the short
 and the long videos are scored apart (``AP_S``, ``AP_L``, ``AP`` their mean, and every number
-suffixed ``_S`` / ``_L``), as the 2022 challenge reports them.
+suffixed ``_S`` / ``_L``), as the 2022 challenge reports them. A subset without a ground-truth
+instance has AP -1 (printed "n/a"), and ``AP`` is then the other subset's AP alone.
+
+Every input is checked before scoring, and so is the ``--json`` location (a temporary file is
+created next to it): a bad input or an unwritable output ends with one ``error:`` line and exit
+status 2, and an existing ``--json`` file is replaced only once the scores are known.
 """
 
 import argparse
 import json
 import os
 import sys
+import tempfile
 
 from video_mask2former.evaluation import (
     STAT_KEYS,
@@ -47,43 +53,74 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+class OutputError(OSError):
+    """The ``--json`` location cannot be written."""
+
+
+def _reserve_output(path: str) -> str:
+    """Check that ``path`` can be written (creating its folder) by creating a temporary file next
+    to it; returns the temporary file's path (the scores go there, then are renamed to ``path``).
+
+    Raises:
+        OutputError: naming ``path`` and the reason (a read-only disk, a folder in the way, ...).
+    """
+    if os.path.isdir(path):
+        raise OutputError(f"--json {path} is a folder, expected a file path.")
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(
+            dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
+        )
+    except OSError as e:
+        raise OutputError(f"cannot write --json {path}: {e.strerror or e}.") from None
+    os.close(fd)
+    return temporary
+
+
+def _score(args: argparse.Namespace) -> dict:
+    """The scores of ``args.results`` against ``args.gt`` (see the module docstring)."""
+    if os.path.isdir(args.gt):
+        return evaluate_2022(args.gt, args.results)
+    ground_truth = YTVISGroundTruth.from_json(args.gt)
+    if not ground_truth.has_annotations:
+        raise YTVISFormatError(
+            f"{args.gt} has no 'annotations' (a test split): submit to the server instead"
+        )
+    return evaluate_ytvis(ground_truth, args.results)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if os.path.isdir(args.gt):
-        return _main_2022(args)
+    temporary = None
     try:
-        ground_truth = YTVISGroundTruth.from_json(args.gt)
-        if not ground_truth.has_annotations:
-            raise YTVISFormatError(
-                f"{args.gt} has no 'annotations' (a test split): submit to the server instead"
+        if args.json:
+            temporary = _reserve_output(args.json)
+        scores = _score(args)
+        two_subsets = os.path.isdir(args.gt)
+        print(format_2022_table(scores) if two_subsets else format_table(scores))
+        if temporary:
+            _write_stats(
+                scores, temporary, args.json, keys=list(scores) if two_subsets else STAT_KEYS
             )
-        stats = evaluate_ytvis(ground_truth, args.results)
-    except YTVISFormatError as e:
+            temporary = None
+    except (YTVISFormatError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(format_table(stats))
-    if args.json:
-        _write_stats(stats, args.json)
+    finally:
+        if temporary:
+            os.remove(temporary)
     return 0
 
 
-def _main_2022(args: argparse.Namespace) -> int:
+def _write_stats(stats: dict, temporary: str, path: str, keys=STAT_KEYS) -> None:
+    """Write ``stats`` to ``temporary``, then rename it to ``path``."""
     try:
-        scores = evaluate_2022(args.gt, args.results)
-    except YTVISFormatError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(format_2022_table(scores))
-    if args.json:
-        _write_stats(scores, args.json, keys=list(scores))
-    return 0
-
-
-def _write_stats(stats: dict, path: str, keys=STAT_KEYS) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump({k: stats[k] for k in keys}, f, indent=1)
+        with open(temporary, "w") as f:
+            json.dump({k: stats[k] for k in keys}, f, indent=1)
+        os.replace(temporary, path)
+    except OSError as e:
+        raise OutputError(f"cannot write --json {path}: {e.strerror or e}.") from None
 
 
 if __name__ == "__main__":

@@ -76,3 +76,54 @@ def test_cli_scores_a_2022_folder_short_and_long_apart(tmp_path):
     scores = json.loads(out.read_text())
     assert (scores["AP_S"], scores["AP_L"], scores["AP"]) == (1.0, 0.0, 0.5)
     assert "AP (mean of AP_S and AP_L): 0.500" in proc.stdout
+
+
+def test_cli_checks_the_output_location_before_scoring(tmp_path):
+    """--json where no file can be written (a file in the way of its folder): one error line,
+    exit 2, before any scoring (no table printed)."""
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("x")
+    out = blocker / "scores.json"
+    proc = _run("--gt", CASE + "_gt.json", "--results", CASE + "_results.json", "--json", str(out))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"cannot write --json {out}" in proc.stderr and "AR100" not in proc.stdout
+
+
+def test_cli_on_a_read_only_disk(tmp_path, monkeypatch, capsys):
+    """A read-only disk (simulated: creating a file fails with EROFS, as it does there) is found
+    before scoring; the existing output is left as it was."""
+    import errno
+    import importlib.util
+    import tempfile
+
+    spec = importlib.util.spec_from_file_location("evaluate_ytvis_cli", SCRIPT)
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    out = tmp_path / "scores.json"
+    out.write_text("previous scores")
+    code = cli.main(["--gt", CASE + "_gt.json", "--results", CASE + "_results.json",
+                     "--json", str(out)])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 2 and "AR100" not in captured.out
+    assert f"error: cannot write --json {out}: Read-only file system" in captured.err
+    assert out.read_text() == "previous scores"
+
+
+def test_cli_replaces_the_output_only_with_scores(tmp_path):
+    """A bad results file leaves an existing --json file whole and no temporary file behind; a
+    good run replaces it."""
+    out = tmp_path / "scores.json"
+    out.write_text("previous scores")
+    bad = tmp_path / "bad.json"
+    bad.write_text("[{")
+    proc = _run("--gt", CASE + "_gt.json", "--results", str(bad), "--json", str(out))
+    assert proc.returncode == 2 and out.read_text() == "previous scores"
+    assert sorted(os.listdir(tmp_path)) == ["bad.json", "scores.json"]
+    proc = _run("--gt", CASE + "_gt.json", "--results", CASE + "_results.json", "--json", str(out))
+    assert proc.returncode == 0 and list(json.loads(out.read_text())) == list(STAT_KEYS)
+    assert sorted(os.listdir(tmp_path)) == ["bad.json", "scores.json"]

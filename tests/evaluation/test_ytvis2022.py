@@ -98,3 +98,26 @@ def test_bad_inputs_name_what_is_wrong(split_2022, tmp_path):
         evaluate_2022({"short": files["gt_short.json"], "long": files["gt.json"]}, [])
     with pytest.raises(YTVISFormatError, match="long ground truth has no 'annotations'"):
         evaluate_2022({"short": files["gt_short.json"], "long": files["valid.json"]}, [])
+
+
+def _without_instances(dataset):
+    return dict(dataset, annotations=[])
+
+
+def test_subset_without_instances_is_not_averaged_in(split_2022):
+    """No long-video instance: AP_L is undefined (-1), and AP is AP_S alone, never the mean of
+    AP_S and the -1 sentinel; the table says so."""
+    _, files = split_2022
+    gt = {"short": files["gt_short.json"], "long": _without_instances(files["gt_long.json"])}
+    short_only = _perfect(files["gt_short.json"])
+    short_only[0] = dict(short_only[0], category_id=short_only[0]["category_id"] % 3 + 1)
+    scores = evaluate_2022(gt, short_only)
+    assert 0 < scores["AP_S"] < 1 and scores["AP_L"] == -1
+    assert scores["AP"] == scores["AP_S"]
+    table = format_2022_table(scores)
+    assert "AP (short videos only: the long videos have no ground-truth instance" in table
+    assert f"{scores['AP_S']:.3f}" in table.splitlines()[-1] and "n/a" in table
+    gt["short"] = _without_instances(files["gt_short.json"])
+    scores = evaluate_2022(gt, [])
+    assert scores["AP"] == scores["AP_S"] == scores["AP_L"] == -1
+    assert format_2022_table(scores).endswith("AP: n/a (no ground-truth instance in either subset)")

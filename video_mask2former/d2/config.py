@@ -5,17 +5,54 @@ from typing import Optional, Sequence
 from detectron2.config import CfgNode, get_cfg
 
 from ..config import add_maskformer2_config, add_maskformer2_video_config
+from ..data.mixing import check_ratios
 
-__all__ = ["get_video_cfg"]
+__all__ = ["ConfigError", "check_video_config", "get_video_cfg"]
+
+
+class ConfigError(ValueError):
+    """A config file or command-line option that cannot be used (names the key)."""
 
 
 def get_video_cfg(config_file: Optional[str] = None, opts: Sequence = ()) -> CfgNode:
     """``get_cfg()`` with every Mask2Former and video key, merged with ``config_file`` (a YAML)
-    and ``opts`` (``[KEY, VALUE, ...]``); not frozen."""
+    and ``opts`` (``[KEY, VALUE, ...]``), then checked (:func:`check_video_config`); not frozen.
+
+    Raises:
+        ConfigError: a value of the wrong type (naming the file or the options, and the key).
+        KeyError: an unknown key (yacs's error).
+    """
     cfg = get_cfg()
     add_maskformer2_config(cfg)
     add_maskformer2_video_config(cfg)
     if config_file is not None:
-        cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
+        _merge(cfg.merge_from_file, config_file, f"config file {config_file}")
+    _merge(cfg.merge_from_list, list(opts), "command-line options")
+    check_video_config(cfg)
     return cfg
+
+
+def _merge(merge, source, what: str) -> None:
+    try:
+        merge(source)
+    except ValueError as e:  # yacs: "Type mismatch ... for config key: K"
+        raise ConfigError(f"{what}: {e}") from None
+
+
+def check_video_config(cfg: CfgNode) -> None:
+    """Check the keys whose values yacs cannot check by type alone (before any data is loaded):
+    ``DATASETS.DATASET_RATIO`` (empty, or one number >= 0 per ``DATASETS.TRAIN`` entry).
+
+    The categories of the datasets are checked against ``MODEL.SEM_SEG_HEAD.NUM_CLASSES`` when
+    the data is built (:func:`video_mask2former.d2.datasets.check_dataset_classes`).
+
+    Raises:
+        ConfigError: naming the key and what was expected.
+    """
+    if cfg.DATASETS.DATASET_RATIO:
+        try:
+            check_ratios(
+                cfg.DATASETS.DATASET_RATIO, list(cfg.DATASETS.TRAIN), key="DATASETS.DATASET_RATIO"
+            )
+        except ValueError as e:
+            raise ConfigError(str(e)) from None

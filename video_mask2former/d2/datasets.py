@@ -5,6 +5,9 @@ Built-in splits (``video_mask2former.data.builtin_meta.BUILTIN_SPLITS``: YouTube
 ``$DETECTRON2_DATASETS`` (default ``"datasets"``), read when :func:`register_all_builtin` runs (at
 package import).
 Loading is lazy: a file is read only when ``DatasetCatalog.get(name)`` is called.
+:func:`check_dataset_classes` is the one check of the datasets' categories against
+``MODEL.SEM_SEG_HEAD.NUM_CLASSES``, called by the trainer's loaders (``train_net_video.py``) and
+the joint loader.
 """
 
 import logging
@@ -16,12 +19,25 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from ..data.builtin_meta import BUILTIN_SPLITS, datasets_root, metadata_for
 from ..data.ytvis import load_ytvis_dataset
 
-__all__ = ["register_ytvis_instances", "register_all_builtin", "get_video_dataset_dicts"]
+__all__ = [
+    "DatasetConfigError",
+    "check_dataset_classes",
+    "dataset_num_categories",
+    "get_video_dataset_dicts",
+    "register_all_builtin",
+    "register_ytvis_instances",
+]
 
 logger = logging.getLogger(__name__)
 
 # MetadataCatalog's "evaluator_type" of every dataset registered here.
 EVALUATOR_TYPE = "ytvis"
+# The config key the datasets' categories are checked against.
+NUM_CLASSES_KEY = "MODEL.SEM_SEG_HEAD.NUM_CLASSES"
+
+
+class DatasetConfigError(ValueError):
+    """The datasets do not fit the config (e.g. more categories than the model has classes)."""
 
 
 def _load(name: str, json_file: str, image_root: str) -> list:
@@ -44,7 +60,8 @@ def register_ytvis_instances(name: str, metadata: dict, json_file: str, image_ro
         name (str): dataset name, e.g. ``"my_vis_train"`` (use it in ``DATASETS.TRAIN/TEST``).
         metadata (dict): extra metadata, e.g. ``thing_classes`` and
             ``thing_dataset_id_to_contiguous_id``; may be empty, then the categories are taken
-            from the file (sorted by id) when it is first loaded.
+            from the file (sorted by id) when it is first loaded. Training and evaluation check
+            their number against ``MODEL.SEM_SEG_HEAD.NUM_CLASSES``.
         json_file (str): path of the annotation file.
         image_root (str): folder that the videos' ``file_names`` are relative to.
     """
@@ -120,3 +137,63 @@ def get_video_dataset_dicts(
                 f"No video of {list(names)} has an instance (FILTER_EMPTY_ANNOTATIONS is on)."
             )
     return records
+
+
+def dataset_num_categories(name: str) -> Optional[int]:
+    """K, the classes that the records of dataset ``name`` use, from its metadata: the length of
+    ``thing_classes`` and the highest contiguous id of ``thing_dataset_id_to_contiguous_id`` + 1
+    (the larger; for an image set, the video categories its category map sends to). None when the
+    metadata has neither (a dataset registered without metadata, not loaded yet)."""
+    meta = MetadataCatalog.get(name)
+    classes = meta.get("thing_classes", None)
+    id_map = meta.get("thing_dataset_id_to_contiguous_id", None)
+    counts = [len(classes)] if classes is not None else []
+    if id_map:
+        counts.append(max(int(v) for v in id_map.values()) + 1)
+    return max(counts) if counts else None
+
+
+def _ids(start: int, stop: int) -> str:
+    """The contiguous class ids start..stop-1, for a message."""
+    return f"class {start}" if stop == start + 1 else f"classes {start}..{stop - 1}"
+
+
+def check_dataset_classes(cfg, names: Sequence[str], *, training: bool) -> None:
+    """Check the categories of the datasets ``names`` against ``MODEL.SEM_SEG_HEAD.NUM_CLASSES``.
+
+    Called where training and evaluation build their data (after loading, when the metadata of a
+    dataset registered without categories has been filled in from its file); a dataset whose
+    category count is still unknown is skipped (it is checked when its loader is built).
+
+    * More categories than classes is an error: class ids >= NUM_CLASSES would be "no object" (or
+      out of the classifier's range), silently.
+    * Fewer, for evaluation, is an error: predictions of the classes the dataset lacks have no
+      category to be scored as.
+    * Fewer, for training, is a warning: the extra classes only ever learn "no object" (e.g. a
+      40-class head fine-tuned on a subset registered with its own categories).
+
+    Raises:
+        DatasetConfigError: naming the dataset, its category count and the config key.
+    """
+    num_classes = cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES
+    for name in names:
+        count = dataset_num_categories(name)
+        if count is None or count == num_classes:
+            continue
+        what = f"Dataset {name!r} has {count} categories but {NUM_CLASSES_KEY} is {num_classes}"
+        if count > num_classes:
+            raise DatasetConfigError(
+                f"{what}: its {_ids(num_classes, count)} would have no class of the model. Set "
+                f"{NUM_CLASSES_KEY} {count}."
+            )
+        if not training:
+            raise DatasetConfigError(
+                f"{what}: predictions of the {_ids(count, num_classes)} would have no "
+                f"category to be scored as. Set {NUM_CLASSES_KEY} {count}, or register the "
+                f"dataset with the model's category table (thing_classes, "
+                f"thing_dataset_id_to_contiguous_id)."
+            )
+        logger.warning(
+            f"{what}: the {_ids(count, num_classes)} never occur in its training data (they "
+            f"learn only 'no object')."
+        )

@@ -29,7 +29,7 @@ from ..data.category_maps import BUILTIN_IMAGE_SPLITS, CATEGORY_MAPS
 from ..data.coco_images import load_coco_image_dataset
 from ..data.mixing import MixedDataset, RatioSampler, check_ratios
 from ..data.pseudo_video import PseudoVideoMapper, build_pseudo_video_augmentation
-from .datasets import get_video_dataset_dicts
+from .datasets import check_dataset_classes, get_video_dataset_dicts
 from .mapper import YTVISDatasetMapper, to_d2_instances
 
 __all__ = [
@@ -191,7 +191,9 @@ def build_joint_train_loader(cfg):
     """The training loader over ``DATASETS.TRAIN`` mixed by ``DATASETS.DATASET_RATIO``.
 
     An empty ratio list weighs the datasets by their sizes. ``DATALOADER.FILTER_EMPTY_ANNOTATIONS``
-    drops videos and images without instances.
+    drops videos and images without instances. Every dataset's categories (for an image set, the
+    video categories its category map sends to) are checked against
+    ``MODEL.SEM_SEG_HEAD.NUM_CLASSES`` (:func:`.datasets.check_dataset_classes`).
 
     Returns:
         an endless loader of per-process batches (lists of clip dicts), as
@@ -213,6 +215,7 @@ def build_joint_train_loader(cfg):
             kinds.append("videos")
         datasets.append(DatasetFromList(records, copy=False))
     _check_same_categories(names)
+    check_dataset_classes(cfg, names, training=True)
     sizes = [len(d) for d in datasets]
     ratios = list(cfg.DATASETS.DATASET_RATIO) or sizes
     sampler = RatioSampler(

@@ -17,8 +17,12 @@ contiguous ids. Segmentations stay as they are in the file and are decoded when 
 mapped to a pseudo-video (``pseudo_video.py``).
 
 Problems raise :class:`ImageDatasetFormatError` naming the file, the image or annotation id and
-what was expected; image files are checked to exist when loading (one ``stat`` per image), so a
-wrong ``image_root`` fails before training starts.
+what was expected (polygons of finite numbers, ``iscrowd`` 0 or 1, RLEs covering H x W); image
+files are checked to exist when loading (one ``stat`` per image), so a wrong ``image_root`` fails
+before training starts. Polygons follow the rule of the YouTube-VIS loader
+(:func:`~video_mask2former.data.ytvis.valid_polygons`): those with fewer than 3 points, an odd
+number of coordinates or a zero area are dropped, an annotation left without a polygon is dropped,
+and the drops are reported in one warning naming the first few annotations.
 """
 
 import logging
@@ -26,7 +30,18 @@ import os
 from typing import Dict, List, Optional, Tuple, Union
 
 from .rle import RLEValidator
-from .ytvis import BOX_MODE_XYWH_ABS, JsonSource, is_int, read_json, segmentation_bbox
+from .ytvis import (
+    BOX_MODE_XYWH_ABS,
+    JsonSource,
+    YTVISFormatError,
+    check_iscrowd,
+    is_int,
+    polygons_problem,
+    read_json,
+    segmentation_bbox,
+    valid_polygons,
+    warn_dropped_segmentations,
+)
 
 __all__ = ["ImageDatasetFormatError", "load_coco_image_dataset"]
 
@@ -120,17 +135,44 @@ def _segmentation_problem(segm, size: List[int], validator: RLEValidator, owner)
             return f"RLE size {segm['size']} does not match the image's [height, width] {size}"
         problem = validator.add(segm["counts"], tuple(size), owner)
         return None if problem is None else f"RLE 'counts' {problem}"
-    if isinstance(segm, list) and all(isinstance(p, list) for p in segm):
-        return None
-    return f"expected polygons (a list of [x0, y0, x1, y1, ...] lists) or an RLE, got {segm!r:.60}"
+    return polygons_problem(segm)
+
+
+def _image_obj(ann: dict, image: dict, category_id: int, validator, where: str) -> Optional[dict]:
+    """The record obj (without its id) of one mapped annotation; None when its polygons outline
+    no area (the rule of :func:`~video_mask2former.data.ytvis.valid_polygons`, as for videos)."""
+    if "segmentation" not in ann:
+        raise ImageDatasetFormatError(f"{where}: no 'segmentation' (polygons or RLE).")
+    try:
+        check_iscrowd(ann.get("iscrowd", 0), where)
+    except YTVISFormatError as e:
+        raise ImageDatasetFormatError(str(e)) from None
+    size = [image["height"], image["width"]]
+    segm = ann["segmentation"]
+    problem = _segmentation_problem(segm, size, validator, where)
+    if problem is not None:
+        raise ImageDatasetFormatError(f"{where}: {problem}.")
+    if isinstance(segm, list):
+        segm = valid_polygons(segm)
+        if not segm:
+            return None
+    bbox = ann.get("bbox") or segmentation_bbox(segm, *size)
+    return {
+        "category_id": category_id,
+        "iscrowd": int(ann.get("iscrowd", 0)),
+        "segmentation": segm,
+        "bbox": bbox,
+        "bbox_mode": BOX_MODE_XYWH_ABS,
+    }
 
 
 def _image_objs(
     dataset: dict, images: Dict[int, dict], to_contiguous: Dict[int, int], source: str
-) -> Tuple[Dict[int, List[dict]], int]:
-    """Kept annotations grouped by image id, and the number of dropped (unmapped) ones."""
+) -> Tuple[Dict[int, List[dict]], int, List[str]]:
+    """Kept annotations grouped by image id, the number of dropped (unmapped) ones, and the
+    annotations dropped for having no valid polygon ("annotation A of image I")."""
     by_image: Dict[int, List[dict]] = {image_id: [] for image_id in images}
-    validator, num_unmapped = RLEValidator(), 0
+    validator, num_unmapped, degenerate = RLEValidator(), 0, []
     for index, ann in enumerate(dataset["annotations"]):
         if not isinstance(ann, dict) or not is_int(ann.get("image_id")):
             raise ImageDatasetFormatError(
@@ -143,28 +185,16 @@ def _image_objs(
         if ann.get("category_id") not in to_contiguous:
             num_unmapped += 1
             continue
-        if "segmentation" not in ann:
-            raise ImageDatasetFormatError(f"{where}: no 'segmentation' (polygons or RLE).")
         image = images[ann["image_id"]]
-        size = [image["height"], image["width"]]
-        problem = _segmentation_problem(ann["segmentation"], size, validator, where)
-        if problem is not None:
-            raise ImageDatasetFormatError(f"{where}: {problem}.")
-        bbox = ann.get("bbox") or segmentation_bbox(ann["segmentation"], *size)
-        by_image[ann["image_id"]].append(
-            {
-                "id": ann_id,
-                "category_id": to_contiguous[ann["category_id"]],
-                "iscrowd": int(ann.get("iscrowd", 0)),
-                "segmentation": ann["segmentation"],
-                "bbox": bbox,
-                "bbox_mode": BOX_MODE_XYWH_ABS,
-            }
-        )
+        obj = _image_obj(ann, image, to_contiguous[ann["category_id"]], validator, where)
+        if obj is None:
+            degenerate.append(f"annotation {ann_id} of image {ann['image_id']}")
+            continue
+        by_image[ann["image_id"]].append({"id": ann_id, **obj})
     bad = validator.first_problem()
     if bad is not None:
         raise ImageDatasetFormatError(f"{bad[0]}: RLE 'counts' {bad[1]}.")
-    return by_image, num_unmapped
+    return by_image, num_unmapped, degenerate
 
 
 def _check_files_exist(records: List[dict], source: str, image_root: str) -> None:
@@ -214,8 +244,15 @@ def load_coco_image_dataset(
     to_contiguous, id_map, classes = _resolve_category_map(
         dataset, source, category_map, dataset_id_to_contiguous_id
     )
-    by_image, num_unmapped = _image_objs(dataset, images, to_contiguous, source)
+    by_image, num_unmapped, degenerate = _image_objs(dataset, images, to_contiguous, source)
+    warn_dropped_segmentations(source, degenerate)
     num_kept = sum(len(objs) for objs in by_image.values())
+    if num_kept == 0 and degenerate:
+        raise ImageDatasetFormatError(
+            f"{source}: none of the {len(degenerate)} annotations of a mapped category has a "
+            f"valid polygon (an even number >= 6 of coordinates and a non-zero area), e.g. "
+            f"{degenerate[0]}. Nothing to train on."
+        )
     if num_kept == 0:
         present = sorted({a.get("category_id") for a in dataset["annotations"]}, key=str)
         raise ImageDatasetFormatError(
@@ -243,7 +280,8 @@ def load_coco_image_dataset(
         _check_files_exist(records, source, image_root)
     logger.info(
         f"Loaded {len(records)} of {len(images)} images from {source} ({num_kept} annotations "
-        f"kept, {num_unmapped} of unmapped categories dropped)."
+        f"kept, {num_unmapped} of unmapped categories and {len(degenerate)} without a valid "
+        f"polygon dropped)."
     )
     metadata = {"thing_dataset_id_to_contiguous_id": id_map}
     if classes:

@@ -16,6 +16,7 @@ each global batch, not only per process). Data-loader workers then split a proce
 
 import bisect
 import itertools
+import numbers
 from typing import Callable, Iterator, List, Sequence
 
 import numpy as np
@@ -28,7 +29,8 @@ _DRAWS_PER_CHUNK = 1024
 
 
 def check_ratios(ratios: Sequence[float], names: Sequence[str], key: str = "ratios") -> List[float]:
-    """``ratios`` as floats, after checking there is one per dataset, each >= 0, not all 0.
+    """``ratios`` as floats, after checking there is one per dataset, each a number (not a string
+    or a boolean) >= 0, not all 0.
 
     Args:
         ratios: one weight per dataset.
@@ -38,6 +40,17 @@ def check_ratios(ratios: Sequence[float], names: Sequence[str], key: str = "rati
     Raises:
         ValueError: naming the lengths and datasets, or the bad value.
     """
+    if isinstance(ratios, (str, bytes)) or not hasattr(ratios, "__len__"):
+        raise ValueError(
+            f"{key} is {ratios!r:.60}, expected a list of numbers, one per dataset, e.g. "
+            f"[1.0, 0.75]."
+        )
+    not_numbers = [r for r in ratios if isinstance(r, bool) or not isinstance(r, numbers.Real)]
+    if not_numbers:
+        raise ValueError(
+            f"{key} is {list(ratios)!r:.80}: {not_numbers[0]!r:.40} is not a number; expected a "
+            f"list of numbers, one per dataset, e.g. [1.0, 0.75]."
+        )
     ratios = [float(r) for r in ratios]
     if len(ratios) != len(names):
         raise ValueError(

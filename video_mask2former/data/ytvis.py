@@ -15,14 +15,19 @@ decoded only when a clip is mapped (:func:`decode_segmentation`), so loading a 2
 file costs little more than parsing its JSON. A frame where an instance is absent (``null``) has no
 obj for it. Every structural problem raises :class:`YTVISFormatError` naming the file, the video or
 annotation id (and the frame) and what was expected: wrong JSON types (a list where an id belongs,
-an object where a list belongs, null where a list is needed), and RLEs whose run lengths do not
-cover exactly H x W pixels (checked without decoding, see :mod:`.rle`), which pycocotools would
-otherwise turn into garbage masks. :func:`check_ytvis_dataset` holds these checks for every reader
+an object where a list belongs, null where a list is needed, a string in a polygon or as
+``iscrowd``), a category id listed twice (it would shift the class table), a video without
+frames, and RLEs whose run lengths do not cover exactly H x W pixels (checked without decoding,
+see :mod:`.rle`), which pycocotools would otherwise turn into garbage masks. Polygons with fewer
+than 3 points, an odd number of coordinates or a zero area are dropped (:func:`valid_polygons`,
+the rule of every reader), and a frame left without a polygon is dropped and reported in one
+warning. :func:`check_ytvis_dataset` holds these checks for every reader
 of the format (this loader and the evaluation's ground truth).
 """
 
 import json
 import logging
+import math
 import os
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -43,6 +48,10 @@ __all__ = [
     "load_ytvis_dataset",
     "decode_segmentation",
     "segmentation_bbox",
+    "check_iscrowd",
+    "polygons_problem",
+    "valid_polygons",
+    "warn_dropped_segmentations",
 ]
 
 # Value of ``detectron2.structures.BoxMode.XYWH_ABS`` (an IntEnum), so records read the same with
@@ -51,6 +60,8 @@ BOX_MODE_XYWH_ABS = 1
 
 # A polygon needs at least 3 (x, y) points.
 _MIN_POLYGON_COORDS = 6
+# Places (annotation, frame) named in the warning about dropped degenerate segmentations.
+_DROPPED_SHOWN = 3
 
 JsonSource = Union[str, os.PathLike, dict]
 
@@ -192,6 +203,8 @@ def _check_video(video, index: int, source: str, require_file_names: bool) -> No
         raise YTVISFormatError(
             f"{where}: 'length' is {_describe(length)}, expected a non-negative integer."
         )
+    if length == 0 or file_names == []:
+        raise YTVISFormatError(f"{where} has no frames; expected at least one frame.")
     if file_names is not None and len(file_names) != length:
         raise YTVISFormatError(
             f"{where} has length {length} but {len(file_names)} file_names; expected one file "
@@ -209,6 +222,12 @@ def _check_categories(categories: list, source: str) -> set:
                 f"integer 'id' and a 'name'."
             )
         _expect_int(cat["id"], f"{source}: categories[{index}]", "id")
+        if cat["id"] in ids:
+            # a repeated id would shift every later class of the contiguous class table
+            raise YTVISFormatError(
+                f"{source}: category id {cat['id']} appears more than once in 'categories' "
+                f"(categories[{index}], {cat.get('name')!r}); expected each id once."
+            )
         ids.add(cat["id"])
     return ids
 
@@ -242,6 +261,7 @@ def _check_annotation_fields(
             f"{where} has category_id {ann['category_id']}, which is not in 'categories' "
             f"({sorted(category_ids)})."
         )
+    check_iscrowd(ann.get("iscrowd", 0), where)
     return videos[ann["video_id"]]
 
 
@@ -257,8 +277,60 @@ def _rle_problem(segm: dict, size: List[int], validator: RLEValidator, owner) ->
     return None if problem is None else f"RLE 'counts' {problem}"
 
 
-def _are_polygons(segm: list) -> bool:
-    return all(isinstance(p, list) and all(isinstance(v, _NUMBER_TYPES) for v in p) for p in segm)
+def check_iscrowd(value, where: str) -> None:
+    """Raise ``YTVISFormatError`` (naming ``where``) unless ``value`` is 0 or 1 (or a boolean):
+    a string such as ``"0"`` would otherwise count as a crowd."""
+    if not (isinstance(value, (bool, np.bool_)) or (is_int(value) and value in (0, 1))):
+        raise YTVISFormatError(f"{where}: 'iscrowd' is {_describe(value)}, expected 0 or 1.")
+
+
+def polygons_problem(segm) -> Optional[str]:
+    """What is wrong with the JSON types of a polygon segmentation (None if nothing): it must be
+    a list of flat ``[x0, y0, x1, y1, ...]`` lists of finite numbers. Geometry (too few points,
+    zero area) is not checked here: :func:`valid_polygons` drops such polygons."""
+    if not isinstance(segm, list):
+        return f"expected polygons (a list of [x0, y0, x1, y1, ...] lists), got {_describe(segm)}"
+    for i, polygon in enumerate(segm):
+        if not isinstance(polygon, list):
+            return f"polygon {i} is {_describe(polygon)}, expected a list of coordinates"
+        for v in polygon:
+            if isinstance(v, bool) or not isinstance(v, _NUMBER_TYPES) or not math.isfinite(v):
+                return f"polygon {i} holds {_describe(v)}, expected finite numbers (x, y, ...)"
+    return None
+
+
+def _polygon_area(polygon: list) -> float:
+    """Area of one polygon of checked coordinates (shoelace formula)."""
+    xy = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+    x, y = xy[:, 0], xy[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def valid_polygons(polygons: list) -> list:
+    """The polygons of a checked segmentation that outline an area; the one rule of every reader
+    (YouTube-VIS videos, COCO images, the evaluation's ground truth).
+
+    A polygon is kept when it has an even number >= 6 of coordinates (3 points; detectron2's
+    rule) and a non-zero area (a line or a point rasterises to an empty mask). A segmentation
+    left without a polygon is dropped by the loaders and reported
+    (:func:`warn_dropped_segmentations`).
+    """
+    return [
+        p
+        for p in polygons
+        if len(p) % 2 == 0 and len(p) >= _MIN_POLYGON_COORDS and _polygon_area(p) > 0
+    ]
+
+
+def warn_dropped_segmentations(source: str, places: List[str]) -> None:
+    """Log the segmentations dropped by :func:`valid_polygons` (how many, and the first few)."""
+    if not places:
+        return
+    shown = "; ".join(places[:_DROPPED_SHOWN]) + ("; ..." if len(places) > _DROPPED_SHOWN else "")
+    logger.warning(
+        f"{source}: dropped {len(places)} segmentations without a valid polygon (a polygon needs "
+        f"an even number >= {_MIN_POLYGON_COORDS} of coordinates and a non-zero area): {shown}."
+    )
 
 
 def _check_frames(ann: dict, video: dict, validator: RLEValidator, source: str) -> None:
@@ -284,8 +356,8 @@ def _check_frames(ann: dict, video: dict, validator: RLEValidator, source: str) 
             continue
         if isinstance(segm, dict):
             problem = _rle_problem(segm, size, validator, (ann["id"], video["id"], t))
-        elif isinstance(segm, list) and _are_polygons(segm):
-            problem = None
+        elif isinstance(segm, list):
+            problem = polygons_problem(segm)
         else:
             problem = (
                 f"expected polygons (a list of [x0, y0, x1, y1, ...] lists of numbers), an RLE "
@@ -367,11 +439,6 @@ def check_ytvis_dataset(
 # ---------------------------------------------------------------------------------------------
 
 
-def _valid_polygons(polygons: list) -> list:
-    # Like detectron2, drop polygons with fewer than 3 points or an odd number of coordinates.
-    return [p for p in polygons if len(p) % 2 == 0 and len(p) >= _MIN_POLYGON_COORDS]
-
-
 def segmentation_bbox(segm, height: int, width: int) -> List[float]:
     """XYWH box in pixels of a polygon list or RLE dict (the box of its decoded mask for RLEs)."""
     if isinstance(segm, dict):
@@ -404,7 +471,7 @@ def decode_segmentation(segm, height: int, width: int) -> np.ndarray:
             rle = mask_util.frPyObjects(segm, height, width)
         mask = mask_util.decode(rle)
     else:
-        polygons = _valid_polygons(segm)
+        polygons = valid_polygons(segm)
         if not polygons:
             return np.zeros((height, width), dtype=bool)
         rles = mask_util.frPyObjects([list(map(float, p)) for p in polygons], height, width)
@@ -427,26 +494,26 @@ def _frame_objs(
     video: dict,
     id_map: Dict[int, int],
     extra_keys: Sequence[str],
-) -> Tuple[List[List[dict]], int]:
-    """Per-frame obj lists of one checked video, and the number of frames dropped for bad
-    polygons."""
+) -> Tuple[List[List[dict]], List[str]]:
+    """Per-frame obj lists of one checked video, and the places ("annotation A of video V, frame
+    t") of the segmentations dropped for having no valid polygon (:func:`valid_polygons`)."""
     length = len(video["file_names"])
     height, width = video["height"], video["width"]
     frames: List[List[dict]] = [[] for _ in range(length)]
-    num_dropped = 0
+    dropped = []
     for ann in anns:
         ann_id = ann["id"]
         segms, bboxes = ann["segmentations"], ann.get("bboxes")
         base = {"id": ann_id, "category_id": id_map[ann["category_id"]]}
-        base["iscrowd"] = ann.get("iscrowd", 0)
+        base["iscrowd"] = int(ann.get("iscrowd", 0))
         base.update({k: ann[k] for k in extra_keys if k in ann})
         for frame_idx, segm in enumerate(segms):
             if segm is None:
                 continue
             if isinstance(segm, list):
-                segm = _valid_polygons(segm)
+                segm = valid_polygons(segm)
                 if not segm:
-                    num_dropped += 1
+                    dropped.append(f"annotation {ann_id} of video {video['id']}, frame {frame_idx}")
                     continue
             bbox = bboxes[frame_idx] if bboxes is not None else None
             if bbox is None:
@@ -454,7 +521,7 @@ def _frame_objs(
             obj = dict(base)
             obj.update(segmentation=segm, bbox=bbox, bbox_mode=BOX_MODE_XYWH_ABS)
             frames[frame_idx].append(obj)
-    return frames, num_dropped
+    return frames, dropped
 
 
 def load_ytvis_dataset(
@@ -486,11 +553,11 @@ def load_ytvis_dataset(
 
     image_root = os.fspath(image_root)
     extra_keys = list(extra_annotation_keys or [])
-    records, num_dropped = [], 0
+    records, dropped = [], []
     for video_id in sorted(videos):
         video = videos[video_id]
-        frames, dropped = _frame_objs(by_video[video_id], video, id_map, extra_keys)
-        num_dropped += dropped
+        frames, video_dropped = _frame_objs(by_video[video_id], video, id_map, extra_keys)
+        dropped.extend(video_dropped)
         records.append(
             {
                 "file_names": [os.path.join(image_root, f) for f in video["file_names"]],
@@ -501,11 +568,7 @@ def load_ytvis_dataset(
                 "annotations": frames,
             }
         )
-    if num_dropped:
-        logger.warning(
-            f"{source}: dropped {num_dropped} per-frame segmentations without a valid polygon "
-            f"(a polygon is a flat list of an even number >= {_MIN_POLYGON_COORDS} of coordinates)."
-        )
+    warn_dropped_segmentations(source, dropped)
     logger.info(f"Loaded {len(records)} videos in YouTube-VIS format from {source}.")
     metadata = {
         "thing_classes": thing_classes,

@@ -14,6 +14,11 @@ each subset, suffixed ``_S`` / ``_L``, and ``AP``, the mean of ``AP_S`` and ``AP
 validated once against the videos of both files; a result for a video of neither is an error
 (the official ``loadRes`` rejects it too).
 
+A subset without a (non-crowd) ground-truth instance has no AP: its statistics are the metric's
+-1 ("undefined") and ``AP`` is then the AP of the other subset alone (-1 when neither has one);
+the printed table says so. The official program would average the -1 into ``mAP``; a sentinel is
+never averaged here.
+
 Layout of the release (the built-in split ``ytvis_2022_val`` reads it)::
 
     ytvis_2022/valid.json  ytvis_2022/valid/JPEGImages/<video>/<frame>.jpg
@@ -31,6 +36,8 @@ GT_FILE_NAMES = {"short": "gt_short.json", "long": "gt_long.json"}
 SUBSET_SUFFIXES = {"short": "_S", "long": "_L"}
 # Statistics printed per subset by the official program (the others are returned as well).
 OFFICIAL_KEYS = ("AP", "AP50", "AP75", "AR1", "AR10")
+# The metric's value of a statistic without ground truth (ytvis_metric: "-1 where no ground truth").
+UNDEFINED = -1.0
 
 GroundTruthLike = Union[str, dict, YTVISGroundTruth]
 
@@ -140,10 +147,12 @@ def evaluate_2022(
             :func:`~video_mask2former.evaluation.results.validate_results`).
 
     Returns:
-        dict: ``AP`` (the mean of ``AP_S`` and ``AP_L``: the challenge's ``mAP``), and every
-        statistic of :data:`~video_mask2former.evaluation.ytvis_metric.STAT_KEYS` with the
-        suffix ``_S`` (short videos) or ``_L`` (long videos); 0-1 scale, -1 where no ground
-        truth falls in an area range.
+        dict: ``AP`` (the mean of ``AP_S`` and ``AP_L``: the challenge's ``mAP``; the AP of one
+        subset alone when the other has no ground-truth instance, its AP being undefined; -1 when
+        neither has one), and every statistic of
+        :data:`~video_mask2former.evaluation.ytvis_metric.STAT_KEYS` with the suffix ``_S``
+        (short videos) or ``_L`` (long videos); 0-1 scale, -1 where no ground truth falls in an
+        area range (for the whole subset when it has no ground-truth instance).
 
     Raises:
         YTVISFormatError: malformed ground truth or results, or a result for a video of neither
@@ -164,18 +173,46 @@ def evaluate_2022(
         own = [entry for entry in results if entry["video_id"] in gt.videos]
         stats = evaluate_ytvis_detailed(gt, own, check_counts=False).stats  # validated above
         scores.update({f"{key}{SUBSET_SUFFIXES[name]}": value for key, value in stats.items()})
-    scores["AP"] = (scores["AP_S"] + scores["AP_L"]) / 2
+    scores["AP"] = combined_ap(scores)
     return scores
 
 
+def defined_subsets(scores: Mapping[str, float]) -> List[str]:
+    """The subsets whose AP is defined (``AP_S`` / ``AP_L`` not -1: they have ground truth)."""
+    return [n for n, suffix in SUBSET_SUFFIXES.items() if scores[f"AP{suffix}"] != UNDEFINED]
+
+
+def combined_ap(scores: Mapping[str, float]) -> float:
+    """The mean of ``AP_S`` and ``AP_L`` over the subsets where it is defined; -1 if neither."""
+    defined = defined_subsets(scores)
+    if not defined:
+        return UNDEFINED
+    return sum(scores[f"AP{SUBSET_SUFFIXES[n]}"] for n in defined) / len(defined)
+
+
+def _cell(value: float, width: int) -> str:
+    return f"{'n/a':>{width}}" if value == UNDEFINED else f"{value:>{width}.3f}"
+
+
 def format_2022_table(scores: Mapping[str, float], keys: Iterable[str] = STAT_KEYS) -> str:
-    """A text table: one row per subset (``keys`` as columns, three decimals) and the mean AP."""
+    """A text table: one row per subset (``keys`` as columns, three decimals, "n/a" where
+    undefined) and the combined AP, saying which subsets it averages."""
     keys = list(keys)
     width = max(len(k) for k in keys) + 2
     lines = ["subset" + "".join(f"{k:>{width}}" for k in keys)]
     for name, suffix in SUBSET_SUFFIXES.items():
-        lines.append(f"{name:<6}" + "".join(f"{scores[k + suffix]:>{width}.3f}" for k in keys))
-    lines.append(f"AP (mean of AP_S and AP_L): {scores['AP']:.3f}")
+        lines.append(f"{name:<6}" + "".join(_cell(scores[k + suffix], width) for k in keys))
+    defined = defined_subsets(scores)
+    if len(defined) == len(SUBSET_SUFFIXES):
+        lines.append(f"AP (mean of AP_S and AP_L): {scores['AP']:.3f}")
+    elif defined:
+        (missing,) = set(SUBSET_SUFFIXES) - set(defined)
+        lines.append(
+            f"AP ({defined[0]} videos only: the {missing} videos have no ground-truth instance, "
+            f"so their AP is undefined): {scores['AP']:.3f}"
+        )
+    else:
+        lines.append("AP: n/a (no ground-truth instance in either subset)")
     return "\n".join(lines)
 
 

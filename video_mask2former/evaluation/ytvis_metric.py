@@ -27,7 +27,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 import pycocotools.mask as mask_util
 
-from ..data.ytvis import check_ytvis_dataset, video_length
+from ..data.ytvis import check_ytvis_dataset, valid_polygons, video_length
 from .results import VideoSpec, read_json, validate_results
 
 # The official protocol (COCO's detection defaults with video areas).
@@ -119,7 +119,11 @@ def _make_tracks(entries: List[dict], rles: List[List[Optional[dict]]], length: 
 
 def _gt_frame_rle(segm, spec: VideoSpec) -> Optional[dict]:
     """One checked annotated frame (polygons, uncompressed or compressed RLE, or null) -> a
-    compressed RLE (None where absent)."""
+    compressed RLE (None where absent). Polygons follow the loader's rule
+    (:func:`~video_mask2former.data.ytvis.valid_polygons`): a frame without a valid polygon is
+    absent, and a 2-point polygon is never read as a box by pycocotools."""
+    if isinstance(segm, list):
+        segm = valid_polygons(segm)
     if segm is None or (isinstance(segm, list) and not segm):  # null or no polygon: absent
         return None
     if isinstance(segm, list):  # polygons: merged into one mask
