@@ -2,10 +2,15 @@
 
 Importing never fails: without the compiled extension ``mask2former_ops._C`` the pure-PyTorch path
 runs (``is_compiled()`` is False and one warning is issued the first time a slow path is taken).
+
+The first use of a compiled kernel per device, dtype and pass is checked against the pure-PyTorch
+path (:mod:`mask2former_ops.self_check`); ``kernel_status()`` reports the checks and the path each
+case uses, ``set_strict(True)`` or ``MASK2FORMER_OPS_STRICT=1`` turns a mismatch into an error.
 """
 
 from .functional import (
     available_implementations,
+    check_kernels,
     cuda_available,
     cuda_kernels_built,
     extension_import_error,
@@ -14,6 +19,7 @@ from .functional import (
 )
 from .modules import MSDeformAttn
 from .reference import ms_deform_attn_pytorch
+from .self_check import KernelMismatchError, KernelMismatchWarning, kernel_status, set_strict
 
 __all__ = [
     "MSDeformAttn",
@@ -24,4 +30,9 @@ __all__ = [
     "cuda_available",
     "available_implementations",
     "extension_import_error",
+    "kernel_status",
+    "check_kernels",
+    "set_strict",
+    "KernelMismatchError",
+    "KernelMismatchWarning",
 ]

@@ -28,6 +28,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
+from . import self_check
 from .reference import compute_dtype_for, ms_deform_attn_pytorch
 
 _C_IMPORT_ERROR: Optional[str] = None
@@ -52,6 +53,7 @@ __all__ = [
     "available_implementations",
     "select_implementation",
     "extension_import_error",
+    "check_kernels",
     "CPU_PREFERS_COMPILED",
 ]
 
@@ -151,12 +153,113 @@ def select_implementation(device: torch.device, implementation: str = "auto") ->
     return implementation
 
 
-def _compiled_backward_impl(value, spatial_shapes, level_start_index, locations, weights, grad):
-    """Gradients of value, sampling locations and attention weights from the compiled kernels."""
+# channels_per_thread of the compiled kernels on each checked path (0: the widest vector layout
+# the inputs allow, 1: one thread per channel); the CPU kernels have one layout and ignore it.
+CHANNELS_PER_THREAD = {"vectorised": 0, "scalar": 1, "compiled": 0}
+
+
+def _kernel_forward(value, spatial_shapes, level_start_index, locations, weights, layout):
+    """(N, Lq, M * D) from the compiled forward kernel: the only call of it (tests wrap this)."""
+    return _C.ms_deform_attn_forward(
+        value,
+        spatial_shapes,
+        level_start_index,
+        locations,
+        weights,
+        channels_per_thread=CHANNELS_PER_THREAD[layout],
+    )
+
+
+def _kernel_backward(value, spatial_shapes, level_start_index, locations, weights, grad, layout):
+    """Gradients of value, sampling locations and attention weights from the compiled backward
+    kernel: the only call of it (tests wrap this)."""
     grad_value, grad_locations, grad_weights = _C.ms_deform_attn_backward(
-        value, spatial_shapes, level_start_index, locations, weights, grad.contiguous()
+        value,
+        spatial_shapes,
+        level_start_index,
+        locations,
+        weights,
+        grad.contiguous(),
+        channels_per_thread=CHANNELS_PER_THREAD[layout],
     )
     return grad_value, grad_locations, grad_weights
+
+
+def _reference_backward(value, spatial_shapes, locations, weights, grad):
+    """The PyTorch path's gradients, with ``torch.func`` (this runs below autograd, inside the
+    custom op's kernel, where ``torch.autograd`` records nothing)."""
+    level_shapes = [(int(h), int(w)) for h, w in spatial_shapes.tolist()]
+
+    def forward(v, loc, w):
+        return ms_deform_attn_pytorch(v, spatial_shapes, loc, w, level_shapes)
+
+    _, vjp = torch.func.vjp(forward, value, locations, weights)
+    return vjp(grad.to(value.dtype))
+
+
+def _forward_on(path, value, spatial_shapes, level_start_index, locations, weights):
+    """The output of ``path`` (``self_check.FALLBACK_CHAINS``): a compiled layout or PyTorch."""
+    if path == self_check.REFERENCE_PATH:
+        return ms_deform_attn_pytorch(value, spatial_shapes, locations, weights)
+    return _kernel_forward(value, spatial_shapes, level_start_index, locations, weights, path)
+
+
+def _backward_on(path, value, spatial_shapes, level_start_index, locations, weights, grad):
+    """The three gradients from ``path``: a compiled layout or PyTorch."""
+    if path == self_check.REFERENCE_PATH:
+        return _reference_backward(value, spatial_shapes, locations, weights, grad)
+    return _kernel_backward(
+        value, spatial_shapes, level_start_index, locations, weights, grad, path
+    )
+
+
+def _check_forward(path, case):
+    return (_forward_on(path, *case.inputs()),)
+
+
+def _check_backward(path, case):
+    return _backward_on(path, *case.inputs(), case.grad_output)
+
+
+def check_kernels(
+    device: torch.device, dtypes: Optional[Sequence[torch.dtype]] = None
+) -> List["self_check.CheckRecord"]:
+    """Check every compiled layout of ``device`` (``self_check.FALLBACK_CHAINS``), forward and
+    backward, for each of ``dtypes`` (default: float64, float32, float16, bfloat16) now.
+
+    For reports and CI: the results go to :func:`mask2former_ops.kernel_status`; the paths in use
+    are still decided at first use. Strict mode raises on the first mismatch.
+
+    Raises:
+        ValueError: no compiled kernel for ``device`` here.
+    """
+    device = torch.device(device)
+    compiled = "cuda" if device.type == "cuda" else "cpu"
+    if compiled not in available_implementations(device) or (
+        device.type == "cuda" and not torch.cuda.is_available()
+    ):
+        raise ValueError(
+            f"no compiled multi-scale deformable attention kernel can run on {device} here "
+            f"(is_compiled()={is_compiled()}, cuda_available()={cuda_available()})"
+        )
+    paths = [p for p in self_check.FALLBACK_CHAINS[device.type] if p != self_check.REFERENCE_PATH]
+    runs = {"forward": _check_forward, "backward": _check_backward}
+    records = []
+    for dtype in dtypes or tuple(self_check.TOLERANCES):
+        records += self_check.check_paths(device, dtype, runs, paths)
+    return records
+
+
+def _compiled_forward_impl(value, spatial_shapes, level_start_index, locations, weights):
+    """(N, Lq, M * D) from the path the first-use check chose for this device and dtype."""
+    path = self_check.select_path(value.device, value.dtype, "forward", _check_forward)
+    return _forward_on(path, value, spatial_shapes, level_start_index, locations, weights)
+
+
+def _compiled_backward_impl(value, spatial_shapes, level_start_index, locations, weights, grad):
+    """Gradients of value, sampling locations and attention weights from the checked path."""
+    path = self_check.select_path(value.device, value.dtype, "backward", _check_backward)
+    return _backward_on(path, value, spatial_shapes, level_start_index, locations, weights, grad)
 
 
 if hasattr(torch.library, "custom_op"):  # torch >= 2.4: a real operator, seen by compile / export
@@ -173,8 +276,10 @@ if hasattr(torch.library, "custom_op"):  # torch >= 2.4: a real operator, seen b
         ``mask2former_ops.ms_deform_attn``: ``torch.compile`` and ``torch.export`` keep it as one
         node (shapes from the fake implementation below). Under autocast the inputs pass through
         in their dtypes (no autocast rule is registered): :func:`ms_deform_attn` applies the
-        dtype policy before calling it."""
-        return _C.ms_deform_attn_forward(
+        dtype policy before calling it. The first call per device and dtype runs the
+        first-use check of :mod:`mask2former_ops.self_check` (here, eagerly: tracing uses the
+        fake implementation)."""
+        return _compiled_forward_impl(
             value, spatial_shapes, level_start_index, sampling_locations, attention_weights
         )
 
@@ -234,7 +339,7 @@ else:  # torch 2.1 - 2.3: an autograd.Function over the same kernels
         @torch.cuda.amp.custom_fwd
         def forward(ctx, value, spatial_shapes, level_start_index, locations, weights):
             ctx.save_for_backward(value, spatial_shapes, level_start_index, locations, weights)
-            return _C.ms_deform_attn_forward(
+            return _compiled_forward_impl(
                 value, spatial_shapes, level_start_index, locations, weights
             )
 

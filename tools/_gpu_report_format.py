@@ -78,6 +78,32 @@ def _ops_section(ops: Dict) -> List[str]:
     return lines
 
 
+def _kernels_section(kernels: Dict) -> List[str]:
+    """The first-use check of every CUDA layout, dtype and pass (``mask2former_ops``)."""
+    rows = [dict(c, ms=c["seconds"] * 1e3) for c in kernels["checks"]]
+    return [
+        "## Kernel self-check (`mask2former_ops.check_kernels('cuda')`)",
+        "",
+        markdown_table(
+            rows,
+            [
+                "device",
+                "dtype",
+                "pass_",
+                "layout",
+                "result",
+                "max_diff",
+                "relative_diff",
+                "tolerance",
+                "worst",
+                "ms",
+            ],
+            {"max_diff": ".3g", "relative_diff": ".3g", "tolerance": "g", "ms": ".1f"},
+        ),
+        "",
+    ]
+
+
 def _profile_section(profile: Dict) -> List[str]:
     lines = [
         f"## Profile (`tools/profile_inference.py`, {profile['backbone']}, "
@@ -134,6 +160,7 @@ def write_report(out: str) -> Dict:
     lines.append("")
     figures = {}
     for name, title in (
+        ("kernels", None),
         ("ops", None),
         ("e2e", "This project against the official code"),
         ("long", "Long videos, windowed inference"),
@@ -143,7 +170,9 @@ def write_report(out: str) -> Dict:
         if data is None:
             continue
         figures[name] = data
-        if name == "ops":
+        if name == "kernels":
+            lines += _kernels_section(data)
+        elif name == "ops":
             lines += _ops_section(data) + [""]
         elif name == "profile":
             lines += _profile_section(data)

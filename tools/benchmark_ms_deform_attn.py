@@ -22,6 +22,11 @@ For each it prints the time of the forward pass and of forward + backward (CUDA:
 over the original kernel, both measured in the same run, the achieved bandwidth and, on CUDA, its
 fraction of the device-to-device copy bandwidth measured at the start of the run.
 
+The benchmark runs in strict mode (``mask2former_ops.set_strict(True)``): a kernel that fails its
+first-use check against the PyTorch path (``mask2former_ops.self_check``) stops it with an error
+instead of timing a fallback; the ``cuda-scalar`` layout is checked before it is timed. The
+checks (``mask2former_ops.kernel_status()``) are printed at the end and written to the JSON.
+
 Bandwidth counts compulsory traffic only: every input and output tensor read or written once
 (forward: value, locations, weights, output; forward + backward adds grad_output read and
 value, locations, weights read again, and grad_value, grad_locations, grad_weights written), so it
@@ -128,8 +133,9 @@ class _KernelFunction(torch.autograd.Function):
         return None, grads[0], None, None, grads[1], grads[2]
 
 
-def scalar_cuda_kernels():
-    """This project's CUDA kernels with one thread per channel."""
+def scalar_cuda_kernels(dtype):
+    """This project's CUDA kernels with one thread per channel, checked first (strict)."""
+    mask2former_ops.check_kernels("cuda", dtypes=[dtype])
     return (
         lambda *inputs: _C.ms_deform_attn_forward(*inputs, channels_per_thread=1),
         lambda *inputs: _C.ms_deform_attn_backward(*inputs, channels_per_thread=1),
@@ -232,7 +238,7 @@ def implementations(device, dtype_name, original):
     found = [(name, name, None) for name in available_implementations(device)]
     found.sort(key=lambda item: item[0] != "pytorch")  # pytorch first: the speed-up's baseline
     if device.type == "cuda" and "cuda" in available_implementations(device):
-        found.append(("cuda-scalar", "cuda", scalar_cuda_kernels()))
+        found.append(("cuda-scalar", "cuda", scalar_cuda_kernels(DTYPES[dtype_name])))
         if original is not None and dtype_name in ("float32", "float64"):
             found.append(("original", "cuda", original))
     return found
@@ -273,6 +279,7 @@ def main():
     )
     parser.add_argument("--json", type=str, default=None, help="also write the rows here")
     args = parser.parse_args()
+    mask2former_ops.set_strict(True)  # never time a silently wrong kernel or a fallback
 
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
@@ -344,6 +351,7 @@ def main():
                         }
                         rows.append(row)
                         print(format_row(row))
+    print(mask2former_ops.kernel_status())
     if args.json:
         with open(args.json, "w") as f:
             json.dump(
@@ -351,6 +359,7 @@ def main():
                     "copy_bandwidth_gb_per_s": {k: v / 1e9 for k, v in bandwidth.items()},
                     "torch": torch.__version__,
                     "rows": rows,
+                    "kernel_status": mask2former_ops.kernel_status().to_dict(),
                 },
                 f,
                 indent=1,

@@ -16,6 +16,9 @@ limit, its log goes to ``OUT/logs/<stage>.log``, and a failed stage is recorded 
   Hopper), the official Mask2Former deformable-attention op (a copy in ``WORK`` with only the
   changes current PyTorch needs, ``tools/_official_source.py``) and detectron2
   (a copy in ``WORK``, its CPU ops: the models use none of its CUDA ops).
+- ``kernels``: the first-use check of ``mask2former_ops`` (``mask2former_ops.check_kernels``) on
+  every CUDA layout (vectorised, scalar), dtype and pass, against the PyTorch path; prints
+  ``mask2former_ops.kernel_status()`` and writes it to ``OUT/kernels.json``.
 - ``tests``: the op's tests (CUDA cases included) and the model tests, on the GPU.
 - ``sanitizer``: the large-case and vectorised-kernel tests under ``compute-sanitizer`` (memcheck).
 - ``ops``: ``tools/benchmark_ms_deform_attn.py`` on CUDA against the original kernel.
@@ -40,11 +43,23 @@ from _official_source import OFFICIAL_OPS_DIR, is_prepared, prepare_official_sou
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = os.path.join(ROOT, "tools")
-STAGES = ("env", "build", "tests", "sanitizer", "ops", "e2e", "long", "profile", "report")
+STAGES = (
+    "env",
+    "build",
+    "kernels",
+    "tests",
+    "sanitizer",
+    "ops",
+    "e2e",
+    "long",
+    "profile",
+    "report",
+)
 # Wall-clock limit of each stage, seconds.
 STAGE_TIMEOUTS = {
     "env": 60,
     "build": 600,
+    "kernels": 120,
     "tests": 600,
     "sanitizer": 600,
     "ops": 600,
@@ -226,6 +241,34 @@ def stage_build(args, log) -> Dict:
     if not result["mask2former_ops"]["ok"] or check.stdout.strip() != "True True True":
         raise RuntimeError(f"mask2former_ops did not build with CUDA kernels: {result}")
     return result
+
+
+# Run in a child (the freshly built extension): check every CUDA layout, dtype and pass (not
+# strict: every mismatch is listed), print the status and write it as JSON to argv[1].
+KERNEL_CHECK = """
+import json, sys
+import mask2former_ops as m
+m.set_strict(False)
+records = m.check_kernels("cuda")
+print(m.kernel_status())
+with open(sys.argv[1], "w") as f:
+    json.dump(m.kernel_status().to_dict(), f, indent=1)
+sys.exit(0 if all(r.result == "ok" for r in records) else 3)
+"""
+
+
+def stage_kernels(args, log) -> Dict:
+    json_path = os.path.join(args.out, "kernels.json")
+    command = [sys.executable, "-c", KERNEL_CHECK, json_path]
+    code = run_logged(command, log, child_env(args), timeout=stage_timeout(args, "kernels") - 5)
+    if not os.path.exists(json_path):
+        raise RuntimeError(f"the kernel check exited {code} without a status")
+    with open(json_path) as f:
+        status = json.load(f)
+    failed = [c for c in status["checks"] if c["result"] != "ok"]
+    if code != 0 or failed:
+        raise RuntimeError(f"kernel check exited {code}; mismatches: {failed}")
+    return {"checked": len(status["checks"]), "mismatches": 0}
 
 
 def run_pytest(

@@ -77,3 +77,38 @@ def test_stages_fail_without_a_gpu_and_are_reported(tmp_path):
     status = json.loads((tmp_path / "stages.json").read_text())
     assert code == 1 and status["env"]["ok"] and status["report"]["ok"]
     assert not status["sanitizer"]["ok"]
+
+
+def test_report_has_the_kernel_self_check(tmp_path):
+    (tmp_path / "stages.json").write_text(json.dumps({"kernels": {"ok": True, "seconds": 2}}))
+    check = {
+        "device": "cuda:0",
+        "dtype": "bfloat16",
+        "pass_": "backward",
+        "layout": "vectorised",
+        "result": "mismatch",
+        "max_diff": 0.5,
+        "relative_diff": 0.25,
+        "tolerance": 0.03,
+        "worst": "grad_value (D=512)",
+        "seconds": 0.004,
+    }
+    (tmp_path / "kernels.json").write_text(json.dumps({"checks": [check], "paths": []}))
+    summary = write_report(str(tmp_path))
+    text = (tmp_path / "gpu_report.md").read_text()
+    assert summary["sections"] == ["kernels"]
+    assert (
+        "| cuda:0 | bfloat16 | backward | vectorised | mismatch | 0.5 | 0.25 | 0.03 "
+        "| grad_value (D=512) | 4.0 |" in text
+    )
+
+
+def test_kernel_stage_fails_without_a_gpu(tmp_path):
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: this checks the no-GPU behaviour")
+    code = gpu_report.main(["--out", str(tmp_path), "--stages", "kernels"])
+    status = json.loads((tmp_path / "stages.json").read_text())
+    assert code == 1 and not status["kernels"]["ok"]
