@@ -369,6 +369,7 @@ class BackboneSpec:
         stem_channels (int): ResNet stem width (0 for Swin).
         num_heads (tuple[int]): Swin attention heads per stage (() for ResNet).
         window_size (int): Swin window side (0 for ResNet).
+        block (str): ResNet block, "bottleneck" (R50, R101) or "basic" (ResNet-18/34).
     """
 
     family: str
@@ -377,6 +378,7 @@ class BackboneSpec:
     stem_channels: int = 0
     num_heads: Tuple[int, ...] = ()
     window_size: int = 0
+    block: str = "bottleneck"
 
     @property
     def name(self) -> Optional[str]:
@@ -391,7 +393,7 @@ class BackboneSpec:
                 f"Swin ({name}embed_dim {self.channels[0]}, depths {self.depths}, heads "
                 f"{self.num_heads}, window {self.window_size})"
             )
-        return f"ResNet ({name}depths {self.depths}, channels {self.channels})"
+        return f"ResNet ({name}{self.block} blocks, depths {self.depths}, channels {self.channels})"
 
 
 def _named_specs() -> Dict[str, BackboneSpec]:
@@ -487,29 +489,30 @@ def backbone_spec(
             window_size=_window_size(tables[0].shape[0]),
         )
     if "backbone.stem.conv1.weight" in state_dict:
-        if "backbone.res2.0.conv3.weight" not in state_dict and (
-            "backbone.res2.0.conv2.weight" in state_dict
-        ):
-            raise HFCheckpointError(
-                f"{where}: its ResNet has basic blocks (two 3x3 convolutions, ResNet-18/34); "
-                "the conversion to transformers' Mask2Former layout covers bottleneck ResNets "
-                "(R50, R101) and Swin"
-            )
+        # Bottleneck blocks (R50, R101) end in conv3; basic blocks (ResNet-18/34) in conv2.
+        block = "bottleneck" if "backbone.res2.0.conv3.weight" in state_dict else "basic"
+        last_conv = "conv3" if block == "bottleneck" else "conv2"
         depths = tuple(
             _count(state_dict, rf"backbone\.res{s + 2}\.(\d+)\.conv1\.weight")
             for s in range(_STAGES)
         )
         channels = tuple(
-            _weight(state_dict, f"backbone.res{s + 2}.0.conv3.weight", where).shape[0]
+            _weight(state_dict, f"backbone.res{s + 2}.0.{last_conv}.weight", where).shape[0]
             for s in range(_STAGES)
         )
+        if "backbone.stem.conv1.norm.running_var" not in state_dict:
+            raise HFCheckpointError(
+                f"{where}: its ResNet normalises without running statistics (GroupNorm, as the "
+                "quick model's); transformers' ResNet has batch norm only, so its outputs would "
+                "differ"
+            )
         stem = state_dict["backbone.stem.conv1.weight"]
         if tuple(stem.shape[2:]) != (7, 7):
             raise HFCheckpointError(
                 f"{where}: the ResNet stem is not one 7x7 convolution (got kernel "
                 f"{tuple(stem.shape[2:])}); transformers' ResNet has no other stem"
             )
-        return BackboneSpec("resnet", depths, channels, stem_channels=stem.shape[0])
+        return BackboneSpec("resnet", depths, channels, stem_channels=stem.shape[0], block=block)
     raise HFCheckpointError(
         f"{where}: no ResNet (backbone.stem.*) or Swin (backbone.patch_embed.*) backbone weights; "
         "transformers' Mask2Former layout is supported for those two backbones"
@@ -697,7 +700,7 @@ def _backbone_config(spec: BackboneSpec, state_dict: Mapping[str, Any]) -> Dict[
             "embedding_size": spec.stem_channels,
             "hidden_sizes": list(spec.channels),
             "depths": list(spec.depths),
-            "layer_type": "bottleneck",
+            "layer_type": spec.block,
             "hidden_act": "relu",
             # The stride of a block is in its 3x3 convolution (stride_in_1x1=False, official).
             "downsample_in_bottleneck": False,

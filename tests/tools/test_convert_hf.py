@@ -61,11 +61,9 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert "this project's (official) keys" in capsys.readouterr().err
 
 
-def _basic_block_resnet(weights):
-    """``weights`` as if its ResNet had basic blocks (ResNet-18/34): no conv3 in any block."""
-    return {
-        k: v for k, v in weights.items() if not (k.startswith("backbone.res") and ".conv3" in k)
-    }
+def _group_norm_resnet(weights):
+    """``weights`` as if its ResNet used GroupNorm (the quick model's): no running statistics."""
+    return {k: v for k, v in weights.items() if not k.endswith(("running_mean", "running_var"))}
 
 
 @pytest.mark.parametrize(
@@ -78,18 +76,18 @@ def _basic_block_resnet(weights):
         ("missing-folder", "official", "the folder of .*missing/out.pth does not exist"),
         ("read-only-disk", "hf", "cannot write .*out: .* is not writable"),
         ("read-only-disk", "official", "cannot write .*out.pth: .* is not writable"),
-        ("basic-block-resnet", "hf", "model.pth: its ResNet has basic blocks .*ResNet-18/34"),
+        ("group-norm-resnet", "hf", "model.pth: its ResNet normalises without running statistics"),
     ],
 )
 def test_bad_outputs_and_inputs_are_one_line_errors_before_any_work(
     tmp_path, capsys, monkeypatch, case, to, expected
 ):
     """Each is found before the input is read (the input here does not even exist, except
-    for the basic-block ResNet), and nothing existing is replaced."""
+    for the GroupNorm ResNet), and nothing existing is replaced."""
     weights = _official_weights()
-    source = str(tmp_path / ("model.pth" if case == "basic-block-resnet" else "absent.pth"))
-    if case == "basic-block-resnet":
-        torch.save({"model": _basic_block_resnet(weights)}, source)
+    source = str(tmp_path / ("model.pth" if case == "group-norm-resnet" else "absent.pth"))
+    if case == "group-norm-resnet":
+        torch.save({"model": _group_norm_resnet(weights)}, source)
     output = tmp_path / ("out" if to == "hf" else "out.pth")
     if case == "output-is-a-file":
         output.write_text("keep")
