@@ -12,13 +12,31 @@ frame rate). ``--save-masks`` writes the kept instances in the YouTube-VIS ``res
 ``--window-size W`` runs the windowed inference for long videos: frames are streamed from disk
 and memory does not grow with the video's length.
 ``--online`` writes each frame as soon as it is known (``--input`` may then also be a camera index
-or a stream URL; ``--save-masks`` writes JSON lines, one per frame; Ctrl-C stops cleanly): see
-``online.py``.
+or a stream URL; ``--save-masks`` writes JSON lines, one per frame; Ctrl-C, SIGTERM and SIGHUP
+stop cleanly): see ``online.py``. ``--onnx-model`` runs the network from an ONNX file in both modes.
+
+Before any frame is predicted the demo checks its arguments (an output given twice, or equal to an
+input, is refused), that the outputs can be written (missing folders are created), the categories
+(``categories.py``: the config's dataset when it is registered here, else ``--categories FILE``;
+their number must be ``MODEL.SEM_SEG_HEAD.NUM_CLASSES``), the input, and the weights or the ONNX
+file. Files are written under temporary names and renamed when complete (``video_io.py``): the
+offline mode replaces ``--output`` / ``--save-masks`` only after the whole video was predicted.
+
+A video file that ends before the frame count its header announces (a truncated file) is an error
+in both modes, naming the file and both counts (exit 1): the offline mode then writes nothing, the
+online mode keeps the results of the frames it read (it writes them as it goes).
+
+Exit status: 0 done (or, online, interrupted); 1 an input that cannot be used (a missing or broken
+file, weights that do not fit, a truncated video, a stream that dropped); 2 arguments that cannot
+be used together, or no known categories; 128 + the signal number when the offline mode is
+interrupted (nothing is written then).
 """
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
 
 from tqdm import tqdm
@@ -27,10 +45,11 @@ from tqdm import tqdm
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(_HERE), _HERE]
 
+from categories import CategoriesError, resolve_categories  # noqa: E402
 from detectron2.utils.logger import setup_logger  # noqa: E402
 from online import live_inputs, run_online  # noqa: E402
 from predictor import VideoPredictor  # noqa: E402
-from video_io import FrameWriter  # noqa: E402
+from video_io import FrameWriter, check_frame_folder, check_writable  # noqa: E402
 from visualizer import VideoVisualizer  # noqa: E402
 
 from video_mask2former.checkpoint import CheckpointMismatchError  # noqa: E402
@@ -43,6 +62,41 @@ logger = logging.getLogger("video_mask2former.demo")
 # Video id written to --save-masks when --video-id is not given and the input's name is not a
 # number (the demo predicts a single video).
 DEFAULT_VIDEO_ID = 1
+# Exit status of arguments that cannot be used (as argparse's own).
+EXIT_USAGE = 2
+# Signals stopping the demo as Ctrl-C does (docker stop, a closed terminal).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class UsageError(ValueError):
+    """Arguments that cannot be used together."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the demo is, as Ctrl-C raises KeyboardInterrupt."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.signal_name = signal.Signals(signum).name
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """Inside the block SIGTERM and SIGHUP raise :class:`Interrupted`, once: the writers are then
+    closed properly (the ``.mp4`` finalised); later signals are ignored while they close."""
+
+    def interrupt(signum, frame):
+        for number in STOP_SIGNALS:
+            signal.signal(number, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    previous = {number: signal.signal(number, interrupt) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -113,7 +167,17 @@ def get_parser() -> argparse.ArgumentParser:
         type=str,
         default=None,
         help="run the network from this ONNX file (tools/export_model.py --format onnx, exported "
-        "at the test resolution) in onnxruntime instead of PyTorch; MODEL.WEIGHTS is then unused",
+        "at the test resolution, with this config's NUM_CLASSES) in onnxruntime instead of "
+        "PyTorch, offline or --online; MODEL.WEIGHTS is then unused",
+    )
+    parser.add_argument(
+        "--categories",
+        type=str,
+        default=None,
+        metavar="FILE",
+        help="the categories the model predicts: a YouTube-VIS json (its 'categories') or a json "
+        'list of {"id", "name"}; needed when the config\'s dataset is not registered in the demo '
+        "(a custom dataset registered by a training script)",
     )
     parser.add_argument(
         "--opts",
@@ -136,18 +200,6 @@ def setup_cfg(args):
     return cfg
 
 
-def _class_names(predictor: VideoPredictor, num_classes: int):
-    names = predictor.metadata.get("thing_classes", None) if predictor.metadata else None
-    return names if names else [str(i) for i in range(num_classes)]
-
-
-def _dataset_ids(predictor: VideoPredictor, num_classes: int):
-    id_map = predictor.metadata.get("thing_dataset_id_to_contiguous_id", None)
-    if id_map:
-        return {contiguous: dataset_id for dataset_id, contiguous in id_map.items()}
-    return {i: i + 1 for i in range(num_classes)}  # YouTube-VIS style: ids start at 1
-
-
 def _video_id(args) -> int:
     """--video-id, else the input's name when it is a number (a folder ``00042``, a file
     ``42.mp4``), else DEFAULT_VIDEO_ID."""
@@ -161,36 +213,56 @@ def _video_id(args) -> int:
     return DEFAULT_VIDEO_ID
 
 
-def main(argv=None) -> int:
-    args = get_parser().parse_args(argv)
-    setup_logger(name="video_mask2former")
-    cfg = setup_cfg(args)
-    if args.output is None and args.save_masks is None:
-        raise SystemExit("Nothing to do: give --output and/or --save-masks.")
-    if args.online:
-        return run_online(args, cfg, VideoPredictor, _class_names, _dataset_ids)
-    if live_inputs(args.input):
-        raise ValueError(
-            f"--input {' '.join(live_inputs(args.input))}: a camera or a stream "
-            f"URL is read with --online"
-        )
+def _same_file(a: str, b: str) -> bool:
+    """Whether paths ``a`` and ``b`` name the same file (symlinks and relative paths resolved)."""
+    return os.path.realpath(a) == os.path.realpath(b)
 
+
+def check_outputs(args) -> None:
+    """Check the outputs before anything is read: at least one, no two the same, none the same
+    as an input, each writable (missing folders are created).
+
+    Raises:
+        UsageError: outputs missing or clashing.
+        OSError: naming an output that cannot be written.
+    """
+    outputs = [
+        (name, path)
+        for name, path in (("--output", args.output), ("--save-masks", args.save_masks))
+        if path
+    ]
+    if not outputs:
+        raise UsageError("nothing to do: give --output and/or --save-masks")
+    if len(outputs) == 2 and _same_file(args.output, args.save_masks):
+        raise UsageError(
+            f"--output {args.output} and --save-masks {args.save_masks} are the same file: give "
+            "two different paths"
+        )
+    for name, path in outputs:
+        for item in args.input:
+            if os.path.exists(item) and _same_file(path, item):
+                raise UsageError(f"{name} {path} is the input {item}: it would be overwritten")
+    if args.save_masks:
+        check_writable(args.save_masks)
+    if args.output:
+        if args.output.lower().endswith(".mp4"):
+            check_writable(args.output)
+        else:
+            check_frame_folder(args.output)
+
+
+def run_offline(args, cfg, categories) -> int:
+    """Predict the whole video, then write the outputs (see the module docstring)."""
     source = FrameSource(args.input)
     logger.info(f"Input: {len(source)} frames of {source.width}x{source.height}")
     predictor = VideoPredictor(cfg, onnx_model=args.onnx_model)
+    predictor.check_frame_size(source.size)
     with tqdm(total=len(source), desc="predict", unit="frame") as bar:  # frames predicted
         prediction = predictor(source, source.size, progress=bar.update)
-    num_classes = cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES
-    visualizer = VideoVisualizer(_class_names(predictor, num_classes), args.confidence_threshold)
+    visualizer = VideoVisualizer(categories.names, args.confidence_threshold)
     kept = visualizer.select(prediction)
     logger.info(f"{len(kept['pred_scores'])} instances score >= {args.confidence_threshold}")
 
-    if args.save_masks:
-        results = video_predictions_to_results(
-            _video_id(args), kept, contiguous_to_dataset_id=_dataset_ids(predictor, num_classes)
-        )
-        write_results_json(results, args.save_masks)
-        logger.info(f"Wrote {len(results)} instances to {args.save_masks}")
     if args.output:
         with FrameWriter(args.output, source.frame_names(), source.fps) as writer:
             for frame in visualizer.iter_draw(
@@ -198,13 +270,55 @@ def main(argv=None) -> int:
             ):
                 writer.write(frame)
         logger.info(f"Wrote the visualisation to {args.output}")
+    if args.save_masks:
+        results = video_predictions_to_results(
+            _video_id(args), kept, contiguous_to_dataset_id=categories.to_dataset_id()
+        )
+        write_results_json(results, args.save_masks)
+        logger.info(f"Wrote {len(results)} instances to {args.save_masks}")
     return 0
+
+
+def main(argv=None) -> int:
+    """Run the demo on ``argv`` (see the module docstring); returns the exit status.
+
+    Raises:
+        UsageError, CategoriesError: arguments that cannot be used (exit status 2).
+        OSError, ValueError, CheckpointMismatchError: an input that cannot be used.
+        Interrupted, KeyboardInterrupt: the offline mode was interrupted.
+    """
+    args = get_parser().parse_args(argv)
+    setup_logger(name="video_mask2former")
+    cfg = setup_cfg(args)
+    if not args.online and live_inputs(args.input):
+        raise UsageError(
+            f"--input {' '.join(live_inputs(args.input))}: a camera or a stream "
+            f"URL is read with --online"
+        )
+    check_outputs(args)
+    categories = resolve_categories(cfg, args.categories)
+    with stop_on_signals():
+        if args.online:
+            return run_online(args, cfg, _make_predictor(args), categories)
+        return run_offline(args, cfg, categories)
+
+
+def _make_predictor(args):
+    return lambda cfg: VideoPredictor(cfg, onnx_model=args.onnx_model)
 
 
 if __name__ == "__main__":
     try:
         sys.exit(main())
+    except (UsageError, CategoriesError) as e:
+        print(f"demo.py: error: {e}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
     except (OSError, ValueError, CheckpointMismatchError) as e:  # FileNotFoundError, ...
         # Bad inputs (missing folder, checkpoint that is unreadable or does not fit the model,
         # unreadable frame): the message says what.
         sys.exit(f"demo.py: error: {e}")
+    except KeyboardInterrupt as e:  # the offline mode: nothing was written
+        signum = getattr(e, "signum", signal.SIGINT)
+        name = getattr(e, "signal_name", "Ctrl-C")
+        print(f"demo.py: interrupted ({name}): nothing was written", file=sys.stderr)
+        sys.exit(128 + signum)

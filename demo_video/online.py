@@ -9,15 +9,23 @@ appended to a JSON-lines file (one line per frame, flushed at once)::
     {"frame": 0, "instances": [{"track_id": 3, "category_id": 1, "score": 0.93,
                                 "segmentation": {"size": [H, W], "counts": "..."}}, ...]}
 
-The run ends at the end of the stream (the partial last window is run), on Ctrl-C (the frames
-waiting for their window are dropped) or on an error; in every case what was written stays and
-the files are closed properly (the ``.mp4`` is finalised). Exit status: 0 at the end of the stream
-or on Ctrl-C; 1 when the stream dropped before its announced end (a truncated file, a lost
-connection) or on an error, with a message saying what happened.
+Everything is checked before the first frame is read (the arguments, the outputs' folders, the
+input, the weights or the ONNX file, the categories); the files are written under temporary names
+beside ``--output`` / ``--save-masks`` and renamed over them when the run ends (see
+``video_io.py``): a run that fails before its first frame leaves the previous outputs as they were.
+
+The run ends at the end of the stream (the partial last window is run), on Ctrl-C, SIGTERM or
+SIGHUP (the frames waiting for their window are dropped) or on an error; in every case the
+frames written so far are kept under the final names and the files are closed properly (the
+``.mp4`` is finalised). Exit status: 0 at the end of the stream or on an interrupt; 1 when the
+stream dropped before its announced end (a truncated file, a lost connection: the message names
+the input and both frame counts) or on an error, with a message saying what happened.
 """
 
 import logging
 from typing import Callable, Dict, List, Optional, Sequence
+
+from categories import Categories
 
 from tqdm import tqdm
 from video_io import FrameWriter, JsonLinesWriter
@@ -52,16 +60,23 @@ def frame_result_to_json(result: FrameResult, to_dataset_id: Dict[int, int]) -> 
 
 
 class _Outputs:
-    """The writers of an online run, opened (and so checked) before any frame is read."""
+    """The writers of an online run, opened before any frame is read."""
 
-    def __init__(self, output: Optional[str], save_masks: Optional[str]):
+    def __init__(
+        self,
+        output: Optional[str],
+        save_masks: Optional[str],
+        names: Optional[Sequence[str]],
+        fps: float,
+    ):
         self.frames: Optional[FrameWriter] = None
-        self.masks = JsonLinesWriter(save_masks) if save_masks else None
-        self._output = output
-
-    def open_frames(self, names: Optional[Sequence[str]], fps: float) -> None:
-        if self._output:
-            self.frames = FrameWriter(self._output, names, fps)
+        self.masks: Optional[JsonLinesWriter] = None
+        try:
+            self.masks = JsonLinesWriter(save_masks) if save_masks else None
+            self.frames = FrameWriter(output, names, fps) if output else None
+        except BaseException:
+            self.close()
+            raise
 
     def write(self, frame, result: FrameResult, class_names, to_dataset_id) -> None:
         if self.frames is not None:
@@ -77,57 +92,53 @@ class _Outputs:
             self.frames.close(allow_empty=True)
 
 
-def run_online(
-    args,
-    cfg,
-    make_predictor: Callable,
-    class_names_of: Callable,
-    dataset_ids_of: Callable,
-) -> int:
+def run_online(args, cfg, make_predictor: Callable, categories: Categories) -> int:
     """Run the demo online (see the module docstring).
 
     Args:
         args: the demo's parsed arguments (``input``, ``output``, ``save_masks``,
-            ``confidence_threshold``).
+            ``confidence_threshold``); the outputs were checked by the caller.
         cfg: the frozen config; ``MODEL.MASK_FORMER.TEST.WINDOW_SIZE`` is W (0 means 1).
         make_predictor (callable): cfg -> :class:`VideoPredictor`.
-        class_names_of, dataset_ids_of (callable): (predictor, num_classes) -> class names /
-            contiguous -> dataset category id.
+        categories (Categories): class names and dataset ids of the model's classes.
 
     Returns:
         int: the exit status.
     """
-    outputs = _Outputs(args.output, args.save_masks)  # unwritable outputs fail here, first
+    source = open_stream_input(args.input)
+    live = isinstance(source, LiveSource)
     try:
-        source = open_stream_input(args.input)
-        names = None if isinstance(source, LiveSource) else source.frame_names()
-        outputs.open_frames(names, source.fps)
-        name = source.name if isinstance(source, LiveSource) else source.path
-        logger.info(f"Input: {name}, read frame by frame")
         predictor = make_predictor(cfg)
-        num_classes = cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES
-        class_names = class_names_of(predictor, num_classes)
-        to_dataset_id = dataset_ids_of(predictor, num_classes)
-        window_size = max(1, cfg.MODEL.MASK_FORMER.TEST.WINDOW_SIZE)
-        policy = StreamPolicy(
-            topk=cfg.MODEL.MASK_FORMER.TEST.TOPK, score_threshold=args.confidence_threshold
+        if source.size is not None:
+            predictor.check_frame_size(source.size)
+        names = None if live else source.frame_names()
+        outputs = _Outputs(args.output, args.save_masks, names, source.fps)
+    except BaseException:
+        if live:
+            source.close()
+        raise
+    logger.info(f"Input: {source.name if live else source.path}, read frame by frame")
+    to_dataset_id = categories.to_dataset_id()
+    window_size = max(1, cfg.MODEL.MASK_FORMER.TEST.WINDOW_SIZE)
+    policy = StreamPolicy(
+        topk=cfg.MODEL.MASK_FORMER.TEST.TOPK, score_threshold=args.confidence_threshold
+    )
+    stream = predictor.stream(window_size, policy=policy)
+    count = 0
+    try:
+        for result in tqdm(stream.run(source), desc="online", unit="frame"):
+            outputs.write(result.frame, result, categories.names, to_dataset_id)
+            count += 1
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM / SIGHUP (see demo.py)
+        logger.info(
+            f"Interrupted ({getattr(interrupt, 'signal_name', 'Ctrl-C')}) after {count} frames; "
+            f"{stream.num_frames - count} frames waiting for their window were dropped"
         )
-        stream = predictor.stream(window_size, policy=policy)
-        count = 0
-        try:
-            for result in tqdm(stream.run(source), desc="online", unit="frame"):
-                outputs.write(result.frame, result, class_names, to_dataset_id)
-                count += 1
-        except KeyboardInterrupt:
-            logger.info(
-                f"Interrupted (Ctrl-C) after {count} frames; {stream.num_frames - count} frames "
-                f"waiting for their window were dropped"
-            )
-            return 0
+        return 0
     finally:
         outputs.close()
     written = ", ".join(p for p in (args.output, args.save_masks) if p)
-    if isinstance(source, LiveSource) and source.dropped:
+    if live and source.dropped:
         logger.error(
             f"The input {source.name} {source.stop_reason}: the results of the {count} frames "
             f"read were written to {written}"

@@ -5,12 +5,12 @@ from typing import Callable, Iterable, Optional, Tuple
 
 import numpy as np
 import torch
-from detectron2.data import MetadataCatalog
 from detectron2.modeling import build_model
 
 from video_mask2former.d2.checkpoint import VideoCheckpointer
 from video_mask2former.d2.mapper import build_clip_augmentation_from_cfg
 from video_mask2former.export import OnnxWindowPredictor
+from video_mask2former.modeling.streaming import VideoStream
 from video_mask2former.modeling.windowed_inference import windowed_inference
 
 __all__ = ["VideoPredictor"]
@@ -24,13 +24,20 @@ class VideoPredictor:
 
     Args:
         cfg (CfgNode): a config with this project's keys; ``MODEL.DEVICE`` picks CPU or GPU.
+        onnx_model (str, optional): an ONNX file of the window network (tools/export_model.py)
+            run in onnxruntime instead of the PyTorch model (``MODEL.WEIGHTS`` is then unused);
+            it must predict ``MODEL.SEM_SEG_HEAD.NUM_CLASSES`` classes and, when
+            ``MODEL.MASK_FORMER.SIZE_DIVISIBILITY`` >= 0, have been exported with that padding.
 
     Raises:
         ValueError: when ``MODEL.WEIGHTS`` is empty (the demo needs trained weights).
-        FileNotFoundError: when ``MODEL.WEIGHTS`` names a file that does not exist.
+        FileNotFoundError: when ``MODEL.WEIGHTS`` or ``onnx_model`` names a file that does not
+            exist.
         CheckpointFileError: when ``MODEL.WEIGHTS`` is not a checkpoint.
         CheckpointMismatchError: when its weights do not fit the model exactly (unless
             ``MODEL.ALLOW_PARTIAL_WEIGHTS``).
+        OnnxModelError: (a ``ValueError``) when ``onnx_model`` is not a window network or does
+            not fit the config.
     """
 
     def __init__(self, cfg, onnx_model: Optional[str] = None):
@@ -41,8 +48,11 @@ class VideoPredictor:
             # The network runs in onnxruntime (tools/export_model.py wrote it, weights included);
             # the project's windowed post-processing runs on its outputs.
             self.model = None
+            divisibility = cfg.MODEL.MASK_FORMER.SIZE_DIVISIBILITY  # < 0: the backbone's, unknown
             self.onnx = OnnxWindowPredictor(
-                onnx_model, size_divisibility=cfg.MODEL.MASK_FORMER.SIZE_DIVISIBILITY
+                onnx_model,
+                size_divisibility=divisibility if divisibility >= 0 else None,
+                num_classes=cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
             )
         else:
             if not cfg.MODEL.WEIGHTS:
@@ -58,8 +68,12 @@ class VideoPredictor:
             checkpointer.load(cfg.MODEL.WEIGHTS)
         self.augmentations = build_clip_augmentation_from_cfg(cfg, is_train=False)
         self.input_format = cfg.INPUT.FORMAT
-        names = list(cfg.DATASETS.TEST) or list(cfg.DATASETS.TRAIN)
-        self.metadata = MetadataCatalog.get(names[0]) if names else None
+
+    def check_frame_size(self, size: Tuple[int, int]) -> None:
+        """Raise a ``ValueError`` when frames of (H, W) ``size`` cannot be predicted (the ONNX
+        file was exported for another size of the resized frames); call it before inference."""
+        if self.onnx is not None:
+            self.onnx.check_frame_size(self._to_tensor(np.zeros((*size, 3), np.uint8)).shape[1:])
 
     def _autocast(self):
         if self.model is None:
@@ -119,18 +133,18 @@ class VideoPredictor:
 
             return windowed_inference(predict_window, tensors, window, size, topk=self.topk)
 
-    def stream(self, window_size: int = 1, policy=None):
-        """Online inference over this model (see :meth:`VideoMaskFormer.stream`): push (H, W, 3)
-        uint8 RGB frames one at a time; they are resized like the test loader and the masks come
-        back at their size.
+    def stream(self, window_size: int, policy) -> VideoStream:
+        """Online inference over this model or its ONNX file (see :meth:`VideoMaskFormer.stream`):
+        push (H, W, 3) uint8 RGB frames one at a time; they are resized like the test loader and
+        the masks come back at their size.
 
         Args:
             window_size (int): W, frames per window (1: per-frame online).
-            policy (StreamPolicy, optional): reporting thresholds and track ending.
+            policy (StreamPolicy): reporting thresholds and track ending.
 
         Returns:
             VideoStream
         """
-        if self.model is None:
-            raise ValueError("--online runs the PyTorch model: it cannot use an ONNX file yet")
+        if self.onnx is not None:
+            return VideoStream(self.onnx, window_size, transform=self._to_tensor, policy=policy)
         return self.model.stream(window_size, transform=self._to_tensor, policy=policy)

@@ -1,6 +1,8 @@
 """The window network exported with torch.export and to ONNX (onnxruntime), and windowed
 inference on the ONNX file."""
 
+import os
+
 import pytest
 import torch
 
@@ -122,7 +124,7 @@ def test_onnx_predictor_rejects_a_file_that_is_not_a_window_network(tmp_path):
     path = tmp_path / "other.onnx"
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
     onnx.save(model, str(path))
-    with pytest.raises(ValueError, match=r"other\.onnx: expected an ONNX window network"):
+    with pytest.raises(ValueError, match=r"other\.onnx: not a video_mask2former window network"):
         OnnxWindowPredictor(str(path))
 
 
@@ -141,8 +143,6 @@ def test_onnx_of_the_official_r50_network_on_the_parity_weights(tmp_path):
     within ONNX_TOLERANCE of PyTorch on the fixture's video."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    import os
-
     from tests.conftest import DATA_DIR
     from tests.parity_weights import deterministic_state_dict
 
@@ -163,3 +163,24 @@ def test_onnx_of_the_official_r50_network_on_the_parity_weights(tmp_path):
         assert diff < ONNX_TOLERANCE, f"{name}: max abs diff {diff}"
     # and PyTorch here is the official network: its logits are the fixture's
     torch.testing.assert_close(expected.pred_logits, fixture["pred_logits"], atol=1e-3, rtol=0)
+
+
+def test_a_one_frame_example_exports_a_graph_for_any_window(model, tmp_path):
+    """--frames 1: torch.export would make T a constant; the export traces two copies."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    path = str(tmp_path / "t1.onnx")
+    export_onnx(model, _frames(1), path)
+    predictor = OnnxWindowPredictor(path)
+    for num_frames in (1, 3):
+        frames = _frames(num_frames, seed=20 + num_frames)
+        with torch.no_grad():
+            expected = model.predict_window(list(frames))
+        diff = (predictor(list(frames)).pred_masks - expected.pred_masks).abs().max().item()
+        assert diff < ONNX_TOLERANCE
+    program = export_program(model, _frames(1))
+    with torch.no_grad():
+        got = program.module()(_frames(2, seed=5))
+        expected = WindowNetwork(model)(_frames(2, seed=5))
+    torch.testing.assert_close(got[1], expected[1])
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".")]  # no temporary

@@ -1,12 +1,17 @@
 #!/usr/bin/env python
 """Export the network of one window of T frames to ONNX or ``torch.export``; check and time it.
 
-The exported network takes ``frames`` (T, 3, H, W) float32 RGB 0..255 (any T up to 1,024; H x W
-fixed at export) and returns ``pred_logits`` (Q, K+1), ``pred_masks`` (Q, T, H/4, W/4) rounded up
-to the padding, and ``pred_embeds`` (Q, C): what windowed inference consumes
-(``video_mask2former.export``). After writing the file it runs it on a random test window and
-prints the largest difference from PyTorch; ``--benchmark-iters N`` also times both (ms/frame, on
-the CPU, median of N).
+The exported network takes ``frames`` (T, 3, H, W) float32 RGB 0..255 (any T from 1 to 1,024,
+whatever ``--frames`` the example window has; H x W fixed at export) and returns ``pred_logits``
+(Q, K+1), ``pred_masks`` (Q, T, H/4, W/4) rounded up to the padding, and ``pred_embeds`` (Q, C):
+what windowed inference consumes (``video_mask2former.export``). After writing the file it runs
+it on a random test window of ``--frames`` frames and prints the largest difference from
+PyTorch; ``--benchmark-iters N`` also times both (ms/frame, on the CPU, median of N).
+
+An ONNX file carries the model's number of classes, size divisibility and pixel mean / std in its
+metadata (``video_mask2former.export.METADATA_KEYS``), checked when the demo or
+``OnnxWindowPredictor`` opens it. The arguments and the output's folder are checked before the
+model is built; the file is written under a temporary name beside ``--output`` and renamed.
 
 The model comes from a detectron2 config (``--config-file``, plus ``KEY VALUE`` overrides such as
 ``MODEL.WEIGHTS model_final.pkl``; needs detectron2), or without detectron2 from ``--backbone``,
@@ -21,15 +26,19 @@ Examples:
 """
 
 import argparse
+import os
 import statistics
 import sys
 import time
+import uuid
 
 import torch
 
 from video_mask2former.export import (
     OnnxWindowPredictor,
     WindowNetwork,
+    check_example_shape,
+    check_output_file,
     export_onnx,
     export_program,
 )
@@ -72,6 +81,18 @@ def test_frames(args: argparse.Namespace, num_frames: int) -> torch.Tensor:
     return frames.float()
 
 
+def save_program(program: "torch.export.ExportedProgram", path: str) -> None:
+    """``torch.export.save`` under a temporary name beside ``path``, then renamed."""
+    folder, name = os.path.split(os.path.abspath(path))
+    tmp_path = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        torch.export.save(program, tmp_path)
+        os.replace(tmp_path, path)
+    finally:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+
+
 def median_ms_per_frame(fn, frames: torch.Tensor, iters: int) -> float:
     fn(frames)  # warm-up
     times = []
@@ -89,7 +110,9 @@ def main(argv=None) -> int:
     parser.add_argument("--num-classes", type=int, default=40, help="without --config-file")
     parser.add_argument("--weights", type=str, default=None, help="without --config-file")
     parser.add_argument("--format", type=str, required=True, choices=FORMATS)
-    parser.add_argument("--frames", type=int, default=10, help="T of the example window")
+    parser.add_argument(
+        "--frames", type=int, default=10, help="T of the example and test windows (1..1024)"
+    )
     parser.add_argument("--height", type=int, default=360, help="frame height (fixed at export)")
     parser.add_argument("--width", type=int, default=640, help="frame width (fixed at export)")
     parser.add_argument("--output", type=str, required=True, help="the file to write")
@@ -99,6 +122,13 @@ def main(argv=None) -> int:
     )
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     args = parser.parse_args(argv)
+    try:
+        check_example_shape(args.frames, args.height, args.width)
+        check_output_file(args.output)
+    except (OSError, ValueError) as e:
+        parser.error(str(e))
+    if args.benchmark_iters < 0:
+        parser.error(f"--benchmark-iters must be >= 0, got {args.benchmark_iters}")
 
     model = build_model(args)
     frames = test_frames(args, args.frames)
@@ -106,7 +136,11 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     if args.format == "onnx":
         export_onnx(model, frames, args.output)
-        predictor = OnnxWindowPredictor(args.output, size_divisibility=model.size_divisibility)
+        predictor = OnnxWindowPredictor(
+            args.output,
+            size_divisibility=model.size_divisibility,
+            num_classes=model.sem_seg_head.num_classes,
+        )
 
         def run_export(x):
             out = predictor(list(x))
@@ -114,7 +148,7 @@ def main(argv=None) -> int:
 
     else:
         program = export_program(model, frames)
-        torch.export.save(program, args.output)
+        save_program(program, args.output)
         exported = torch.export.load(args.output).module()
 
         def run_export(x):

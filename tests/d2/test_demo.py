@@ -251,3 +251,93 @@ def test_demo_runs_the_network_from_an_onnx_file(synthetic_root, weights, tmp_pa
     got = _masks_of(_demo(*args, "--onnx-model", str(onnx_path)), masks)
     assert [r["category_id"] for r in got] == [r["category_id"] for r in expected]
     assert np.allclose([r["score"] for r in got], [r["score"] for r in expected], atol=1e-4)
+
+
+# --- the demo in-process (demo.main), for the checks that need no subprocess ------------------
+DEMO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "demo_video")
+_DEMO_MODULES = ("demo", "online", "video_io", "visualizer", "categories", "predictor")
+
+
+@pytest.fixture
+def demo(monkeypatch):
+    """demo_video/demo.py imported as a module (sys.path and the demo's modules restored after)."""
+    import importlib
+
+    monkeypatch.syspath_prepend(DEMO_DIR)  # also undoes demo.py's own sys.path change
+    for name in _DEMO_MODULES:
+        sys.modules.pop(name, None)
+    yield importlib.import_module("demo")
+    for name in _DEMO_MODULES:
+        sys.modules.pop(name, None)
+
+
+def demo_argv(*args, weights=None, opts=()):
+    """Arguments of demo.main on the smoke configuration (CPU)."""
+    from tests.d2.helpers import SMOKE_CONFIG
+
+    extra = ["MODEL.WEIGHTS", weights] if weights else []
+    return ["--config-file", SMOKE_CONFIG, *args, "--opts", "MODEL.DEVICE", "cpu", *extra, *opts]
+
+
+UNREGISTERED = ("DATASETS.TEST", "('my_custom_val',)", "DATASETS.TRAIN", "('my_custom_train',)")
+
+
+def write_categories(path, ids):
+    with open(path, "w") as f:
+        json.dump({"categories": [{"id": i, "name": f"class{i}"} for i in ids]}, f)
+    return str(path)
+
+
+def test_demo_categories_of_a_dataset_registered_elsewhere(demo, synthetic_root, weights, tmp_path):
+    """A custom dataset registered only by a training script: --categories gives its ids and
+    names (without it the demo refuses: tests/d2/test_demo_bad_inputs.py)."""
+    categories = write_categories(tmp_path / "custom.json", [30, 10, 20])
+    masks = tmp_path / "masks.json"
+    argv = ("--input", _video_folder(synthetic_root), "--save-masks", str(masks))
+    argv += ("--confidence-threshold", "0", "--categories", categories)
+    drawn_names = []
+    real_visualizer = demo.VideoVisualizer
+
+    def recording_visualizer(names, threshold):
+        drawn_names.extend(names)
+        return real_visualizer(names, threshold)
+
+    demo.VideoVisualizer = recording_visualizer
+    assert demo.main(demo_argv(*argv, weights=weights, opts=UNREGISTERED)) == 0
+    with open(masks) as f:
+        results = json.load(f)
+    assert results and {r["category_id"] for r in results} <= {10, 20, 30}
+    assert drawn_names == ["class10", "class20", "class30"]  # contiguous ids by increasing id
+
+
+def test_sigterm_and_sighup_interrupt_like_ctrl_c(demo):
+    import signal
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        before = signal.getsignal(signum)
+        with pytest.raises(KeyboardInterrupt) as caught:
+            with demo.stop_on_signals():
+                os.kill(os.getpid(), signum)
+                for _ in range(1000):  # the handler runs between bytecodes
+                    pass
+        assert caught.value.signal_name == signal.Signals(signum).name
+        assert signal.getsignal(signum) == before  # restored after the block
+
+
+@pytest.fixture(scope="module")
+def smoke_onnx(weights, tmp_path_factory):  # noqa: F811
+    """The smoke model exported to ONNX at the demo's size of the synthetic frames (64x80)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    import torch
+    from detectron2.modeling import build_model
+
+    from tests.d2.helpers import SMOKE_CONFIG, video_cfg
+    from video_mask2former.d2.checkpoint import VideoCheckpointer
+    from video_mask2former.export import export_onnx
+
+    model = build_model(video_cfg(SMOKE_CONFIG)).eval()
+    VideoCheckpointer(model).load(weights)
+    path = str(tmp_path_factory.mktemp("onnx") / "smoke.onnx")
+    export_onnx(model, torch.zeros(2, 3, 64, 80), path)
+    return path

@@ -1,6 +1,7 @@
 """demo_video/demo.py --online: frame-by-frame output from a video file, a stream URL, a stream
-that drops, Ctrl-C, and clear errors (CPU, the smoke configuration's model)."""
+that drops, Ctrl-C and SIGTERM, and clear errors (CPU, the smoke configuration's model)."""
 
+import glob
 import json
 import os
 import signal
@@ -11,7 +12,14 @@ import time
 import pytest
 
 from tests.conftest import requires_detectron2
-from tests.d2.test_demo import RUN_TIMEOUT_S, _demo, weights  # noqa: F401  (fixture)
+from tests.d2.test_demo import (  # noqa: F401  (fixtures)
+    RUN_TIMEOUT_S,
+    _demo,
+    demo,
+    demo_argv,
+    smoke_onnx,
+    weights,
+)
 
 pytestmark = requires_detectron2
 
@@ -139,7 +147,16 @@ def test_online_clear_errors(video, weights, tmp_path):  # noqa: F811
     assert proc.returncode != 0 and "is read with --online" in proc.stderr
 
 
-def test_online_ctrl_c_stops_cleanly(weights, tmp_path):  # noqa: F811
+def _partial_lines(path):
+    """Lines written so far into the temporary of JSON-lines file ``path`` (video_io.py)."""
+    folder, name = os.path.split(str(path))
+    partial = glob.glob(os.path.join(folder, f".{name}.*.partial.jsonl"))
+    return sum(open(p).read().count("\n") for p in partial)
+
+
+def _interrupt_online_run(weights, tmp_path, signum):  # noqa: F811
+    """Start an online run on a long video, send ``signum`` once some lines are written; returns
+    (returncode, output, the JSON-lines file, the .mp4)."""
     from tests.d2.helpers import REPO_ROOT, SMOKE_CONFIG
 
     video = _write_video(str(tmp_path / "long.avi"), LONG_VIDEO_FRAMES)
@@ -167,16 +184,48 @@ def test_online_ctrl_c_stops_cleanly(weights, tmp_path):  # noqa: F811
     )
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while time.monotonic() < deadline and proc.poll() is None:
-        if masks.exists() and masks.read_text().count("\n") >= LINES_BEFORE_INTERRUPT:
+        if _partial_lines(masks) >= LINES_BEFORE_INTERRUPT:
             break
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT_S)
-    assert proc.returncode == 0, stderr[-3000:]
-    assert "Interrupted (Ctrl-C)" in stdout + stderr and "Traceback" not in stderr
-    frames = [line["frame"] for line in _lines(masks)]  # every line whole
+    return proc.returncode, stdout + stderr, masks, out
+
+
+def _check_stopped_cleanly(returncode, output, masks, out, name):
+    assert returncode == 0, output[-3000:]
+    assert f"Interrupted ({name})" in output and "Traceback" not in output
+    frames = [line["frame"] for line in _lines(masks)]  # every line whole, under the final name
     assert LINES_BEFORE_INTERRUPT <= len(frames) < LONG_VIDEO_FRAMES
     assert frames == list(range(len(frames)))
     # the .mp4 is finalised: readable, one frame per line (or one more, drawn before the
-    # interrupt reached the line)
+    # interrupt reached the line); no temporary is left
     assert _count_video_frames(str(out)) in (len(frames), len(frames) + 1)
+    assert not glob.glob(os.path.join(os.path.dirname(str(out)), ".*partial*"))
+
+
+def test_online_ctrl_c_stops_cleanly(weights, tmp_path):  # noqa: F811
+    _check_stopped_cleanly(*_interrupt_online_run(weights, tmp_path, signal.SIGINT), "Ctrl-C")
+
+
+def test_online_sigterm_stops_cleanly_with_a_playable_mp4(weights, tmp_path):  # noqa: F811
+    """docker stop: SIGTERM closes the writers as Ctrl-C does (the .mp4 gets its index)."""
+    _check_stopped_cleanly(*_interrupt_online_run(weights, tmp_path, signal.SIGTERM), "SIGTERM")
+
+
+def test_online_runs_the_onnx_file(demo, video, weights, smoke_onnx, tmp_path):  # noqa: F811
+    """--online --onnx-model streams over the ONNX window network: the PyTorch run's results."""
+    import numpy as np
+
+    def run(name, *extra, weights=None):
+        masks = tmp_path / name
+        argv = ("--input", video, "--online", "--save-masks", str(masks), "--window-size", "2")
+        assert demo.main(demo_argv(*argv, *extra, weights=weights)) == 0
+        return [i for line in _lines(masks) for i in line["instances"]], len(_lines(masks))
+
+    expected, expected_frames = run("torch.jsonl", weights=weights)
+    got, got_frames = run("onnx.jsonl", "--onnx-model", smoke_onnx)
+    assert got_frames == expected_frames == NUM_FRAMES and expected
+    assert [i["category_id"] for i in got] == [i["category_id"] for i in expected]
+    assert [i["track_id"] for i in got] == [i["track_id"] for i in expected]
+    assert np.allclose([i["score"] for i in got], [i["score"] for i in expected], atol=1e-4)

@@ -21,7 +21,7 @@ SIZE = 64  # one 64x64 frame still gives the tiny backbone a 2x2 res5 map
 
 
 # The demo's modules, imported by their file names as demo.py does.
-_DEMO_MODULES = ("online", "video_io", "visualizer")
+_DEMO_MODULES = ("online", "video_io", "visualizer", "categories")
 
 
 @pytest.fixture
@@ -39,6 +39,9 @@ def online(monkeypatch):
 class _Predictor:
     def __init__(self):
         self.model = build_tiny_model().eval()
+
+    def check_frame_size(self, size):
+        pass
 
     def stream(self, window_size, policy=None):
         return self.model.stream(window_size, policy=policy)
@@ -61,13 +64,8 @@ def _run(online, monkeypatch, capture, tmp_path):
         save_masks=str(tmp_path / "masks.jsonl"),
         confidence_threshold=0.0,
     )
-    status = online.run_online(
-        args,
-        cfg,
-        lambda cfg: _Predictor(),
-        lambda predictor, k: ["a", "b", "c"],
-        lambda predictor, k: {0: 1, 1: 2, 2: 3},
-    )
+    categories = online.Categories(["a", "b", "c"], [1, 2, 3], "test")
+    status = online.run_online(args, cfg, lambda cfg: _Predictor(), categories)
     with open(args.save_masks) as f:
         lines = [json.loads(line) for line in f]
     video, count = cv2.VideoCapture(args.output), 0

@@ -59,6 +59,26 @@ def test_video_file_round_trip(tmp_path):
     assert abs(int(frames[3].mean()) - 120) <= 4  # MJPG is lossy
 
 
+def test_truncated_video_file_is_an_error_after_its_last_frame(tmp_path):
+    """The live sources' rule: fewer frames than the container announces is an error."""
+    path = str(tmp_path / "clip.avi")
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 7.0, (32, 24))
+    for i in range(20):
+        writer.write(np.full((24, 32, 3), 10 * i, np.uint8))
+    writer.release()
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[: len(data) * 6 // 10])  # the index and the last frames are lost
+    source = FrameSource(path)
+    assert len(source) == 20
+    read = []
+    with pytest.raises(FrameSourceError, match=r"clip.avi ended after (\d+) of its 20 frames"):
+        for frame in source:
+            read.append(frame)
+    assert 0 < len(read) < 20
+
+
 def test_empty_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FrameSourceError, match="folder .* has no frames"):
         FrameSource(str(tmp_path))

@@ -305,8 +305,14 @@ class FrameSource:
             capture.release()
         if count == 0:
             raise FrameSourceError(f"could not decode any frame of video file {self.path}")
-        # Containers often report an approximate frame count; trust what was decoded.
-        self.num_frames = count
+        if count < self.num_frames:
+            # The rule of the live sources too (LiveSource.dropped): a file that ends before the
+            # frame count its container announces is truncated or damaged, not a shorter video.
+            raise FrameSourceError(
+                f"video file {self.path} ended after {count} of its {self.num_frames} frames (a "
+                "truncated or damaged file?)"
+            )
+        self.num_frames = count  # a container may announce fewer frames than it holds
 
     def frame_names(self) -> List[str]:
         """A file name per frame: the frames' own, or ``%05d.jpg`` for a video file."""

@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "BOX_MODE_XYWH_ABS",
     "YTVISFormatError",
+    "category_mapping",
+    "check_categories",
     "check_ytvis_dataset",
     "is_int",
     "video_length",
@@ -92,7 +94,7 @@ def read_json(
             raise (error or YTVISFormatError)(f"{path}: not valid JSON ({e}).") from e
 
 
-def _category_mapping(
+def category_mapping(
     dataset: dict, source: str, dataset_id_to_contiguous_id: Optional[Dict[int, int]]
 ) -> Tuple[Dict[int, int], List[str]]:
     """Contiguous category mapping and class names (in contiguous order) of checked categories."""
@@ -212,7 +214,7 @@ def _check_video(video, index: int, source: str, require_file_names: bool) -> No
         )
 
 
-def _check_categories(categories: list, source: str) -> set:
+def check_categories(categories: list, source: str) -> set:
     """Check the ``categories`` list; returns the category ids."""
     ids = set()
     for index, cat in enumerate(categories):
@@ -419,7 +421,7 @@ def check_ytvis_dataset(
             f"absent for a test split)."
         )
     videos = _check_videos(dataset["videos"], source, require_file_names)
-    category_ids = _check_categories(dataset["categories"], source)
+    category_ids = check_categories(dataset["categories"], source)
     validator, seen_ids = RLEValidator(), set()
     for index, ann in enumerate(annotations or ()):
         video = _check_annotation_fields(ann, index, videos, category_ids, seen_ids, source)
@@ -547,7 +549,7 @@ def load_ytvis_dataset(
     """
     dataset, source = read_json(json_file)
     videos = check_ytvis_dataset(dataset, source)
-    id_map, thing_classes = _category_mapping(dataset, source, dataset_id_to_contiguous_id)
+    id_map, thing_classes = category_mapping(dataset, source, dataset_id_to_contiguous_id)
     # Test splits have no annotations (missing or null): records then have empty frames.
     by_video = _per_video_annotations(dataset.get("annotations") or [], videos)
 
