@@ -4,8 +4,23 @@ Install (after ``pip install -r requirements.txt``, which provides torch)::
 
     pip install --no-build-isolation -e .
 
-``--no-build-isolation`` makes the build use the installed torch; this file never asks pip for torch
-(``install_requires`` is empty on purpose: pulling torch here would replace the pinned build).
+``--no-build-isolation`` makes the build use the installed torch. Like detectron2, this file never
+asks pip for torch or torchvision: a requirement here would let pip replace the pinned build (or
+the user's own CUDA build) with another one. torch comes from the user or ``requirements.txt``.
+
+Dependencies (``INSTALL_REQUIRES`` and ``EXTRAS_REQUIRE`` below; the lower bounds are those of
+``requirements.txt``, so after it this install adds no package):
+
+- ``install_requires``: what the core imports (``video_mask2former`` without detectron2,
+  ``mask2former_ops``), so that ``pip install .`` next to a torch gives a library that imports.
+- ``[export]``: ONNX export and ONNX Runtime (``video_mask2former.export``,
+  ``tools/export_model.py``).
+- ``[hf]``: safetensors files and Hugging Face Hub downloads (``video_mask2former.hf``).
+- ``[d2]``: the PyPI packages that the detectron2 layer (``video_mask2former.d2``,
+  ``train_net_video.py``, ``demo_video/``) loads besides detectron2, which is not on PyPI and is
+  built from source with ``--no-deps`` (README).
+- ``[test]``: ``python -m pytest tests`` (with ``[export]`` and ``[hf]``; transformers for the
+  checks of its layout; torchvision for the weight-conversion tests, from the user like torch).
 
 The extension ``mask2former_ops._C``:
 
@@ -35,6 +50,39 @@ import sys
 from setuptools import find_packages, setup
 
 DEFAULT_CUDA_ARCH_LIST = "8.0;9.0+PTX"
+
+INSTALL_REQUIRES = [
+    "numpy>=1.24",
+    "opencv-python-headless>=4.8",
+    "Pillow>=9.0",
+    "pycocotools>=2.0.7",
+    "scipy>=1.10",
+    # Strict JPEG decoding (video_mask2former/data/frames.py).
+    "simplejpeg>=1.6",
+]
+EXPORT_REQUIRES = ["onnx>=1.17", "onnxscript>=0.5", "onnxruntime>=1.20"]
+HF_REQUIRES = ["safetensors>=0.4", "huggingface_hub>=0.30"]
+EXTRAS_REQUIRE = {
+    "export": EXPORT_REQUIRES,
+    "hf": HF_REQUIRES,
+    # detectron2 is not on PyPI: it is built from source with --no-deps (README). These are its
+    # PyPI dependencies that the plugin and scripts load (tabulate: d2/joint.py, tqdm: demo_video/)
+    # and av, the demo's H.264 writer (demo_video/video_io.py; OpenCV's mp4v without it).
+    "d2": [
+        "av",
+        "cloudpickle",
+        "fvcore>=0.1.5",
+        "omegaconf>=2.1,<2.4",
+        "packaging",
+        "PyYAML>=6.0",
+        "tabulate",
+        "tqdm>=4.60",
+    ],
+    # transformers: the checks of its layout (tests/test_hf.py); packaging: tests/test_packaging.py.
+    "test": ["pytest>=7.0", "fvcore>=0.1.5", "packaging", "transformers>=5.23"]
+    + EXPORT_REQUIRES
+    + HF_REQUIRES,
+}
 CSRC = os.path.join("mask2former_ops", "csrc")
 
 
@@ -153,6 +201,8 @@ setup(
     ),
     package_data={"mask2former_ops": ["csrc/*.h", "csrc/*.cpp", "csrc/*/*.cpp", "csrc/*/*.cu"]},
     python_requires=">=3.8",
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
     zip_safe=False,
     **_extension_setup(),
 )
