@@ -1,0 +1,211 @@
+"""README.md's shell commands, run as a user would run them.
+
+Every command of README.md's ```bash blocks is covered by the first rule of :data:`RULES` whose
+pattern finds it: either it runs here, in
+README order, in a temporary folder laid out like the repository (its scripts and configs linked,
+its outputs and datasets fresh), with only smaller sizes or fewer iterations appended the way a
+user would (config overrides at the end of the command); or it is skipped for a stated reason
+(network, GPUs, hours of training). A README command that no rule covers, or a rule that covers no
+command, fails :func:`test_every_readme_command_has_a_rule`, so a new command cannot escape the
+test and a wrong path or flag fails CI.
+
+Running the commands needs detectron2 (training, evaluation, the demo); without it only the
+coverage test runs. Cost: about 3 minutes on 2 CPU cores (README, "Install and CI").
+"""
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+import pytest
+
+from tests.conftest import HAS_DETECTRON2
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = os.path.join(REPO_ROOT, "README.md")
+# What the working folder links from the repository (datasets/ gets its files linked one by one,
+# so that the datasets the commands write stay in the working folder).
+LINKED = ("configs", "tools", "demo_video", "train_net_video.py")
+COMMAND_TIMEOUT_S = 600
+# Appended to every training run of the quick configurations: a handful of iterations.
+QUICK_TRAINING = "SOLVER.MAX_ITER 4 SOLVER.CHECKPOINT_PERIOD 4"
+
+QUICK_OUTPUT = "output/quick_schedules/R18_synthetic"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How the test treats the README commands that ``pattern`` (a regex) finds.
+
+    Attributes:
+        pattern (str): searched in the command (its lines joined).
+        skip (str): why it is not run here ("" = it runs).
+        append (str): appended to the command (sizes, iterations), as a user would.
+        creates (tuple[str]): files the command must have written (relative to the folder).
+    """
+
+    pattern: str
+    skip: str = ""
+    append: str = ""
+    creates: Tuple[str, ...] = ()
+
+
+RULES: List[Rule] = [
+    # --- install and test ---
+    Rule(r"^pip install -r requirements\.txt", skip=".ci/run runs the install line verbatim"),
+    Rule(r"^python -m pytest -q tests$", skip="the test suite itself (this file is part of it)"),
+    # --- quick start (synthetic data) ---
+    Rule(r"^export DETECTRON2_DATASETS=datasets$"),
+    Rule(
+        r"^python datasets/prepare_synthetic_ytvis\.py --out datasets/ytvis_synthetic$",
+        creates=("datasets/ytvis_synthetic/train.json", "datasets/ytvis_synthetic/valid.json"),
+    ),
+    Rule(
+        r"^python train_net_video\.py --config-file "
+        r"configs/quick_schedules/video_maskformer2_R18_synthetic_quick\.yaml$",
+        append=QUICK_TRAINING,
+        creates=(f"{QUICK_OUTPUT}/model_final.pth",),
+    ),
+    Rule(
+        r"--eval-only MODEL\.WEIGHTS output/quick_schedules/R18_synthetic/model_final\.pth$",
+        creates=(f"{QUICK_OUTPUT}/inference/ytvis_synthetic_val/results.json",),
+    ),
+    Rule(
+        r"^python demo_video/demo\.py .*--input datasets/ytvis_synthetic/valid/JPEGImages/"
+        r"video_00001 --output output/demo\.mp4",
+        creates=("output/demo.mp4", "output/demo_results.json"),
+    ),
+    # --- real datasets, GPUs ---
+    Rule(r"--num-gpus 8", skip="8 GPUs and a downloaded dataset (YouTube-VIS / OVIS / COCO)"),
+    Rule(
+        r"^OMP_NUM_THREADS=1 python train_net_video\.py --num-gpus 2 --dist-url auto",
+        append="SOLVER.MAX_ITER 2",
+        creates=("output/quick_schedules/R18_synthetic_2proc/model_final.pth",),
+    ),
+    # --- joint training on synthetic data ---
+    Rule(
+        r"^python datasets/prepare_synthetic_coco\.py --out datasets/coco_synthetic",
+        creates=("datasets/coco_synthetic/annotations.json",),
+    ),
+    Rule(
+        r"configs/quick_schedules/video_maskformer2_R18_synthetic_joint_quick\.yaml$",
+        append="SOLVER.MAX_ITER 2",
+    ),
+    Rule(
+        r"^python tools/joint_training_experiment\.py",
+        skip="an experiment of 18 training runs (half an hour); its figures are in README",
+    ),
+    # --- scoring ---
+    Rule(
+        r"^python tools/evaluate_ytvis\.py --gt datasets/ytvis_synthetic/valid\.json",
+        creates=("output/scores.json",),
+    ),
+    # --- live video ---
+    Rule(r"--input 0 --online", skip="a camera (--input 0) and a placeholder config (...)"),
+    # --- Hugging Face, export: the official checkpoint ---
+    Rule(r"hf://<repo_id>", skip="network (the Hugging Face Hub)"),
+    Rule(r"model_final_34112b\.pkl", skip="network: the official R50 checkpoint (a download)"),
+    # --- GPU ---
+    Rule(r"^python tools/gpu_report\.py", skip="a GPU"),
+]
+
+
+def readme_commands(path: str = README) -> List[str]:
+    """The commands of the ```bash blocks of ``path``, in order: continuation lines joined,
+    comment lines dropped."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    commands = []
+    for block in re.findall(r"^```bash\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL):
+        pending = ""
+        for line in block.splitlines():
+            stripped = line.strip()
+            if not pending and (not stripped or stripped.startswith("#")):
+                continue
+            if stripped.endswith("\\"):
+                pending += stripped[:-1].rstrip() + " "
+                continue
+            commands.append(pending + stripped)
+            pending = ""
+    return commands
+
+
+def rule_for(command: str) -> Optional[Rule]:
+    """The first rule whose pattern finds ``command`` (None when none does)."""
+    return next((rule for rule in RULES if re.search(rule.pattern, command)), None)
+
+
+def test_every_readme_command_has_a_rule():
+    commands = readme_commands()
+    assert commands, "no ```bash block found in README.md"
+    uncovered = [c for c in commands if rule_for(c) is None]
+    assert not uncovered, (
+        "README commands that tests/test_readme.py neither runs nor lists with a reason: "
+        f"{uncovered}"
+    )
+    used = {rule_for(c) for c in commands}
+    unused = [r.pattern for r in RULES if r not in used]
+    assert not unused, f"rules of tests/test_readme.py that match no README command: {unused}"
+
+
+def test_parser_joins_continuations_and_drops_comments(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "text\n```bash\n# a comment\npython a.py \\\n    --x 1  # trailing\n\nls\n```\n"
+        "```python\nprint(1)\n```\n"
+    )
+    assert readme_commands(str(readme)) == ["python a.py --x 1  # trailing", "ls"]
+
+
+def _workdir(tmp_path) -> str:
+    """A folder laid out like the repository: scripts and configs linked, datasets/ fresh."""
+    for name in LINKED:
+        os.symlink(os.path.join(REPO_ROOT, name), tmp_path / name)
+    (tmp_path / "datasets").mkdir()
+    for name in os.listdir(os.path.join(REPO_ROOT, "datasets")):
+        source = os.path.join(REPO_ROOT, "datasets", name)
+        if os.path.isfile(source):
+            os.symlink(source, tmp_path / "datasets" / name)
+    return str(tmp_path)
+
+
+def _run(command: str, folder: str, env: dict) -> None:
+    proc = subprocess.run(
+        ["bash", "-c", command],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+    )
+    assert proc.returncode == 0, (
+        f"README command failed (exit {proc.returncode}): {command}\n"
+        f"--- stdout (end) ---\n{proc.stdout[-3000:]}\n--- stderr (end) ---\n{proc.stderr[-3000:]}"
+    )
+
+
+@pytest.mark.skipif(not HAS_DETECTRON2, reason="the README's commands need detectron2")
+def test_readme_commands_run_as_written(tmp_path):
+    folder = _workdir(tmp_path)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("DETECTRON2_DATASETS", None)
+    ran = []
+    for command in readme_commands():
+        rule = rule_for(command)
+        if rule is None or rule.skip:
+            continue
+        export = re.fullmatch(r"export (\w+)=(\S+)", command)
+        if export:
+            env[export.group(1)] = export.group(2)
+            continue
+        # `python` is the interpreter running the tests (after any VAR=value prefixes)
+        full = re.sub(r"^((?:\w+=\S+ )*)python ", rf"\1{shlex.quote(sys.executable)} ", command)
+        _run(f"{full} {rule.append}".strip(), folder, env)
+        missing = [p for p in rule.creates if not os.path.isfile(os.path.join(folder, p))]
+        assert not missing, f"{command} did not write {missing}"
+        ran.append(command)
+    assert len(ran) >= 8, ran
