@@ -8,33 +8,72 @@
         --config-file configs/quick_schedules/video_maskformer2_R18_synthetic_quick.yaml
 
 Trainer overrides (data loaders over whole videos, the YouTube-VIS evaluator, the optimizer with
-backbone multiplier and full-model gradient clipping, AMP evaluation), ``setup`` and ``main``.
+backbone multiplier and full-model gradient clipping, AMP evaluation, the last
+SOLVER.CHECKPOINT_MAX_TO_KEEP periodic checkpoints kept), ``setup`` and ``main``.
+
+The built-in synthetic datasets are written on first use (``prepare_synthetic_datasets``). A
+user's mistake (a missing file, a config or dataset that does not fit: ``USER_ERRORS``) ends the
+run with one ``error: ...`` line on stderr and exit status 2; Ctrl-C with one line naming the
+last checkpoint (exit status 130); other exceptions keep their traceback.
 """
 
 import contextlib
 import importlib.util
 import logging
 import os
+import sys
 import weakref
 
 import detectron2.utils.comm as comm
 import torch
+import torch.multiprocessing as mp
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
-from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
+from detectron2.engine import DefaultTrainer, default_argument_parser, hooks, launch
 from detectron2.evaluation import verify_results
+from detectron2.modeling import build_model
+from detectron2.utils.collect_env import collect_env_info
+from detectron2.utils.env import seed_all_rng
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
 from detectron2.utils.logger import setup_logger
 
+from video_mask2former.checkpoint import CheckpointFileError, CheckpointMismatchError
 from video_mask2former.d2.checkpoint import VideoCheckpointer
-from video_mask2former.d2.config import get_video_cfg
-from video_mask2former.d2.datasets import check_dataset_classes, get_video_dataset_dicts
+from video_mask2former.d2.config import ConfigError, get_video_cfg
+from video_mask2former.d2.datasets import (
+    DatasetConfigError,
+    check_dataset_classes,
+    get_video_dataset_dicts,
+    prepare_synthetic_datasets,
+)
 from video_mask2former.d2.distributed import device_aware_ddp
 from video_mask2former.d2.evaluator import YTVISEvaluator
 from video_mask2former.d2.joint import build_joint_train_loader, uses_joint_loader
 from video_mask2former.d2.mapper import YTVISDatasetMapper
 from video_mask2former.d2.solver import build_optimizer
+from video_mask2former.data.coco_images import ImageDatasetFormatError
+from video_mask2former.data.frames import FrameSourceError
+from video_mask2former.data.ytvis import YTVISFormatError
 
 logger = logging.getLogger("video_mask2former")
+
+# A user's mistake, not a bug: a missing file (weights, dataset), weights or a dataset that do not
+# fit, a bad option. Reported as one "error: ..." line (their messages say what to do); any other
+# exception keeps its traceback.
+USER_ERRORS = (
+    FileNotFoundError,
+    ConfigError,
+    DatasetConfigError,
+    CheckpointFileError,
+    CheckpointMismatchError,
+    YTVISFormatError,
+    ImageDatasetFormatError,
+    FrameSourceError,
+)
+# Exit status of a run ended by a user error (as argparse's), and by Ctrl-C (128 + SIGINT).
+USER_ERROR_STATUS = 2
+INTERRUPTED_STATUS = 130
+# Logger of what goes to OUTPUT_DIR/log.txt only (the environment, the model's structure).
+FILE_LOG = "video_mask2former.run"
 
 
 def inference_autocast(cfg):
@@ -62,7 +101,15 @@ class Trainer(DefaultTrainer):
             allow_partial=self.cfg.MODEL.ALLOW_PARTIAL_WEIGHTS,
             trainer=weakref.proxy(self),
         )
-        return super().build_hooks()
+        return [self._keep_last_checkpoints(hook) for hook in super().build_hooks()]
+
+    def _keep_last_checkpoints(self, hook):
+        """DefaultTrainer's PeriodicCheckpointer keeps every checkpoint: keep the last
+        SOLVER.CHECKPOINT_MAX_TO_KEEP (0: all)."""
+        keep = self.cfg.SOLVER.CHECKPOINT_MAX_TO_KEEP
+        if not isinstance(hook, hooks.PeriodicCheckpointer) or keep == 0:
+            return hook
+        return hooks.PeriodicCheckpointer(hook.checkpointer, hook.period, max_to_keep=keep)
 
     def resume_or_load(self, resume=True):
         super().resume_or_load(resume=resume)
@@ -70,6 +117,15 @@ class Trainer(DefaultTrainer):
             # No step is left, so PeriodicCheckpointer will not write model_final.pth again (a
             # kill may have cut it): rewrite it from the resumed state unless it is readable.
             self.checkpointer.ensure_complete("model_final", iteration=self.iter)
+
+    @classmethod
+    def build_model(cls, cfg):
+        """The model; its structure goes to log.txt only (DefaultTrainer prints it on screen)."""
+        model = build_model(cfg)
+        num_params = sum(p.numel() for p in model.parameters())
+        logger.info(f"Model: {type(model).__name__}, {num_params / 1e6:.2f} M parameters")
+        logging.getLogger(FILE_LOG).info(f"Model:\n{model}")
+        return model
 
     def build_writers(self):
         """Console and metrics.json writers, plus TensorBoard when it is installed (optional)."""
@@ -122,8 +178,60 @@ class Trainer(DefaultTrainer):
             return super().test(cfg, model, evaluators)
 
 
+def _quiet_cuda_home_warning():
+    """Silence torch's "No CUDA runtime is found" warning (logged when torch.utils.cpp_extension
+    is first imported, e.g. by detectron2's collect_env_info) on machines without a GPU."""
+    if torch.cuda.is_available():
+        return contextlib.nullcontext()
+    return _logger_level("torch.utils.cpp_extension", logging.ERROR)
+
+
+@contextlib.contextmanager
+def _logger_level(name, level):
+    target = logging.getLogger(name)
+    before = target.level
+    target.setLevel(level)
+    try:
+        yield
+    finally:
+        target.setLevel(before)
+
+
+def _setup_logging_and_output(cfg, args):
+    """What detectron2's ``default_setup`` does, with a quieter screen: the loggers (colours only
+    on a terminal, and not with ``$NO_COLOR``), OUTPUT_DIR/config.yaml and OUTPUT_DIR/log.txt
+    named in one line each (the environment and the full config go to those files, not to the
+    screen), the seeds and cuDNN benchmarking."""
+    rank = comm.get_rank()
+    output_dir = cfg.OUTPUT_DIR
+    if comm.is_main_process() and output_dir:
+        os.makedirs(output_dir, exist_ok=True)
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    for name in ("fvcore", "detectron2", "video_mask2former"):
+        setup_logger(output_dir, distributed_rank=rank, color=color, name=name)
+    # log.txt only: what a bug report needs, too long for the screen.
+    file_log = setup_logger(
+        output_dir, distributed_rank=rank, name=FILE_LOG, configure_stdout=False
+    )
+    logger.info(f"Rank {rank} of {comm.get_world_size()}; command line arguments: {args}")
+    with _quiet_cuda_home_warning():
+        file_log.info("Environment info:\n" + collect_env_info())
+    if comm.is_main_process() and output_dir:
+        path = os.path.join(output_dir, "config.yaml")
+        with open(path, "w") as f:
+            f.write(cfg.dump())
+        logger.info(f"Full config: {path}; log: {os.path.join(output_dir, 'log.txt')}")
+    seed_all_rng(None if cfg.SEED < 0 else cfg.SEED + rank)
+    if not args.eval_only:
+        torch.backends.cudnn.benchmark = cfg.CUDNN_BENCHMARK
+    precision = cfg.get("FLOAT32_PRECISION", "")  # "": PyTorch's default
+    if precision and torch.cuda.is_available():
+        torch.set_float32_matmul_precision(precision)
+        torch.backends.cudnn.allow_tf32 = precision != "highest"
+
+
 def setup(args):
-    """The frozen config of ``args``, with detectron2's default logging / output setup."""
+    """The frozen config of ``args``, with logging, OUTPUT_DIR/config.yaml and the seeds set up."""
     cfg = get_video_cfg(args.config_file, args.opts)
     if cfg.SOLVER.AMP.ENABLED and torch.device(cfg.MODEL.DEVICE).type != "cuda":
         # detectron2's AMPTrainer (GradScaler, CUDA autocast) only works on CUDA.
@@ -132,15 +240,36 @@ def setup(args):
     else:
         amp_note = None
     cfg.freeze()
-    default_setup(cfg, args)
-    setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="video_mask2former")
+    _setup_logging_and_output(cfg, args)
     if amp_note:
         logger.warning(amp_note)
     return cfg
 
 
+def _log_outputs(cfg):
+    """Name the files a user looks for once the run is over."""
+    for dataset_name in cfg.DATASETS.TEST:
+        path = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name, "results.json")
+        if os.path.isfile(path):
+            logger.info(f"Results on {dataset_name}: {path}")
+    final = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
+    if os.path.isfile(final):
+        logger.info(f"Trained weights: {final} (MODEL.WEIGHTS {final} to evaluate or run the demo)")
+
+
+def _report_interrupt(trainer):
+    """One line after Ctrl-C (detectron2's hooks have run their after_train)."""
+    last = trainer.checkpointer.get_checkpoint_file()
+    if last:
+        where = f"the last checkpoint is {last}; resume with --resume"
+    else:
+        where = "no checkpoint was written yet"
+    print(f"Interrupted at iteration {trainer.iter}; {where}.", file=sys.stderr)
+
+
 def main(args):
     cfg = setup(args)
+    prepare_synthetic_datasets(list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST))
     if args.eval_only:
         model = Trainer.build_model(cfg)
         checkpointer = VideoCheckpointer(
@@ -150,20 +279,48 @@ def main(args):
         results = Trainer.test(cfg, model)
         if comm.is_main_process():
             verify_results(cfg, results)
+            _log_outputs(cfg)
         return results
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)
-    return trainer.train()
+    try:
+        results = trainer.train()
+    except KeyboardInterrupt:
+        if comm.is_main_process():
+            _report_interrupt(trainer)
+        raise SystemExit(INTERRUPTED_STATUS) from None
+    if comm.is_main_process():
+        _log_outputs(cfg)
+    return results
+
+
+def run(args):
+    """``main`` in each process; a user error or Ctrl-C is reported in one line (by the first
+    process) and ends the process with USER_ERROR_STATUS / INTERRUPTED_STATUS."""
+    try:
+        return main(args)
+    except USER_ERRORS as e:
+        if comm.is_main_process():
+            print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(USER_ERROR_STATUS) from None
+    except KeyboardInterrupt:  # before or after training (main reports one in training)
+        if comm.is_main_process():
+            print("Interrupted.", file=sys.stderr)
+        raise SystemExit(INTERRUPTED_STATUS) from None
 
 
 if __name__ == "__main__":
     args = default_argument_parser().parse_args()
-    print("Command Line Args:", args)
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
+    try:
+        launch(
+            run,
+            args.num_gpus,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(args,),
+        )
+    except mp.ProcessExitedException as e:  # a worker ended with its own message (above)
+        sys.exit(e.exit_code or 1)
+    except KeyboardInterrupt:  # the launcher of the workers (they report the interrupt)
+        sys.exit(INTERRUPTED_STATUS)

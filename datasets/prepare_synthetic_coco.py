@@ -10,6 +10,7 @@ writes annotations.json + images/ and registers as ``coco_synthetic_train`` (joi
 import argparse
 import os
 
+from video_mask2former.data import synthetic_images
 from video_mask2former.data.synthetic_images import (
     DEFAULT_SEED,
     SEGMENTATION_FORMATS,
@@ -21,10 +22,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_out = os.path.join(os.getenv("DETECTRON2_DATASETS", "datasets"), "coco_synthetic")
     parser.add_argument("--out", type=str, default=default_out, help="output folder")
-    parser.add_argument("--images", type=int, default=256, help="number of images")
+    parser.add_argument(
+        "--images", type=int, default=synthetic_images.DEFAULT_IMAGES, help="number of images"
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed")
-    parser.add_argument("--height", type=int, default=128, help="image height")
-    parser.add_argument("--width", type=int, default=160, help="image width")
+    parser.add_argument(
+        "--height", type=int, default=synthetic_images.DEFAULT_HEIGHT, help="image height"
+    )
+    parser.add_argument(
+        "--width", type=int, default=synthetic_images.DEFAULT_WIDTH, help="image width"
+    )
     parser.add_argument(
         "--segmentation-format",
         type=str,

@@ -9,6 +9,7 @@ registers as ``ytvis_synthetic_train`` / ``ytvis_synthetic_val`` (see datasets/R
 import argparse
 import os
 
+from video_mask2former.data import synthetic
 from video_mask2former.data.synthetic import write_synthetic_ytvis
 
 
@@ -16,12 +17,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_out = os.path.join(os.getenv("DETECTRON2_DATASETS", "datasets"), "ytvis_synthetic")
     parser.add_argument("--out", type=str, default=default_out, help="output folder")
-    parser.add_argument("--videos", type=int, default=64, help="number of train videos")
-    parser.add_argument("--val-videos", type=int, default=16, help="number of val videos")
-    parser.add_argument("--frames", type=int, default=8, help="frames per video")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--height", type=int, default=128, help="frame height")
-    parser.add_argument("--width", type=int, default=160, help="frame width")
+    parser.add_argument(
+        "--videos", type=int, default=synthetic.DEFAULT_TRAIN_VIDEOS, help="number of train videos"
+    )
+    parser.add_argument(
+        "--val-videos", type=int, default=synthetic.DEFAULT_VAL_VIDEOS, help="number of val videos"
+    )
+    parser.add_argument(
+        "--frames", type=int, default=synthetic.DEFAULT_FRAMES, help="frames per video"
+    )
+    parser.add_argument("--seed", type=int, default=synthetic.DEFAULT_SEED, help="random seed")
+    parser.add_argument("--height", type=int, default=synthetic.DEFAULT_HEIGHT, help="frame height")
+    parser.add_argument("--width", type=int, default=synthetic.DEFAULT_WIDTH, help="frame width")
     args = parser.parse_args(argv)
     written = write_synthetic_ytvis(
         args.out,

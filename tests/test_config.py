@@ -144,3 +144,24 @@ def test_joint_configs(folder, datasets, ratio, steps, max_iter):
             assert (
                 cfg.MODEL.SWIN.EMBED_DIM == 192 and cfg.MODEL.MASK_FORMER.NUM_OBJECT_QUERIES == 200
             )
+
+
+def test_checkpoint_max_to_keep_key():
+    """Issue 17: the last 3 periodic checkpoints are kept by default (0 keeps all)."""
+    cfg = CfgNode(
+        {"INPUT": {"CROP": {}}, "SOLVER": {}, "MODEL": {"RESNETS": {}, "SEM_SEG_HEAD": {}}}
+    )
+    add_maskformer2_config(cfg)
+    assert cfg.SOLVER.CHECKPOINT_MAX_TO_KEEP == 3
+
+
+@requires_detectron2
+@pytest.mark.parametrize("value, ok", [("0", True), ("5", True), ("-1", False)])
+def test_checkpoint_max_to_keep_is_checked(value, ok):
+    from video_mask2former.d2.config import ConfigError, get_video_cfg
+
+    if ok:
+        assert get_video_cfg(None, ["SOLVER.CHECKPOINT_MAX_TO_KEEP", value])
+    else:
+        with pytest.raises(ConfigError, match="SOLVER.CHECKPOINT_MAX_TO_KEEP must be >= 0"):
+            get_video_cfg(None, ["SOLVER.CHECKPOINT_MAX_TO_KEEP", value])

@@ -42,6 +42,10 @@ def _add_solver_config(cfg):
     cfg.SOLVER.OPTIMIZER = "ADAMW"
     # Learning-rate multiplier of the backbone parameters.
     cfg.SOLVER.BACKBONE_MULTIPLIER = 0.1
+    # Periodic checkpoints (model_<iteration>.pth, every SOLVER.CHECKPOINT_PERIOD iterations) kept
+    # in OUTPUT_DIR: the older ones are deleted as new ones are written (0 keeps them all).
+    # model_final.pth is never deleted. Not an official key (the official code keeps them all).
+    cfg.SOLVER.CHECKPOINT_MAX_TO_KEEP = 3
 
 
 def _add_resnet_config(cfg):

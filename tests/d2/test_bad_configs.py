@@ -185,8 +185,8 @@ def test_train_net_with_too_few_classes_stops_before_training(synthetic_root, tm
     proc = subprocess.run(
         cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
     )
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("video_mask2former.d2.datasets.DatasetConfigError: Dataset 'ytvis_")
+    assert last.startswith("error: Dataset 'ytvis_")
     assert "has 3 categories but MODEL.SEM_SEG_HEAD.NUM_CLASSES is 2: its class 2 would" in last
     assert not os.path.exists(tmp_path / "metrics.json")

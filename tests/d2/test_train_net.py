@@ -127,8 +127,10 @@ def test_missing_weights_is_a_clear_error(synthetic_root, tmp_path):
     proc = subprocess.run(
         cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
     )
-    assert proc.returncode != 0
-    assert "FileNotFoundError" in proc.stderr and "no_such_model.pkl" in proc.stderr
+    # One line with the syntax to fix it, no traceback (issue 17).
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("error: Checkpoint 'no_such_model.pkl'") and "MODEL.WEIGHTS PATH" in line
 
 
 def test_resume_continues_with_the_same_schedule(trained, synthetic_root, tmp_path):
@@ -159,15 +161,14 @@ def test_eval_only_with_weights_that_do_not_fit_fails(synthetic_root, tmp_path, 
     path = tmp_path / f"{weights}.pth"
     if weights == "no_weights":
         torch.save({"model": {}}, path)
-        error = "CheckpointFileError"
     else:
         opts = ["MODEL.MASK_FORMER.HIDDEN_DIM", 32, "MODEL.MASK_FORMER.NUM_OBJECT_QUERIES", 5]
         torch.save({"model": build_model(video_cfg(SMOKE_CONFIG, opts)).state_dict()}, path)
-        error = "CheckpointMismatchError"
     output_dir = tmp_path / "output"
     proc = _run_process(synthetic_root, output_dir, "--eval-only", "MODEL.WEIGHTS", str(path))
-    assert proc.returncode != 0
-    assert error in proc.stderr and str(path) in proc.stderr
+    assert proc.returncode == 2  # a user error: "error: ..." without a traceback (issue 17)
+    assert proc.stderr.startswith("error: ") and str(path) in proc.stderr
+    assert "Traceback" not in proc.stderr
     assert not (output_dir / "inference").exists()  # no results.json
 
 
@@ -194,3 +195,39 @@ def test_resume_past_a_truncated_final_checkpoint(trained, synthetic_root, tmp_p
     assert resumed.keys() == rewritten.keys()
     assert all(torch.equal(v, rewritten[k]) for k, v in resumed.items())
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+
+
+def _train_net_module():
+    import importlib.util
+
+    from tests.d2.helpers import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        "train_net_video", os.path.join(REPO_ROOT, "train_net_video.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_user_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys):
+    """Issue 17: every USER_ERRORS type ends run() with "error: <message>" and status 2; any
+    other exception propagates (its traceback is printed)."""
+    train_net = _train_net_module()
+    for error_type in train_net.USER_ERRORS:
+
+        def fail(args, error_type=error_type):
+            raise error_type("what is wrong and what to do")
+
+        monkeypatch.setattr(train_net, "main", fail)
+        with pytest.raises(SystemExit) as exit_info:
+            train_net.run(None)
+        assert exit_info.value.code == 2, error_type
+        assert capsys.readouterr().err == "error: what is wrong and what to do\n"
+
+    def bug(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(train_net, "main", bug)
+    with pytest.raises(RuntimeError, match="a bug"):
+        train_net.run(None)

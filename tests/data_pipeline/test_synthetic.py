@@ -80,3 +80,37 @@ def test_write_layout(tmp_path):
     assert len(data["videos"]) == 1 and data["annotations"]
     for name in data["videos"][0]["file_names"]:
         assert os.path.isfile(os.path.join(image_root, name))
+
+
+def _script_defaults(name):
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "datasets", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    captured = {}
+    writer = "write_synthetic_ytvis" if name.endswith("ytvis") else "write_synthetic_coco"
+    result = {} if name.endswith("ytvis") else ("images", "annotations.json")
+    setattr(module, writer, lambda out, **kwargs: captured.update(kwargs) or result)
+    module.main([])
+    return captured
+
+
+def test_scripts_write_with_the_writers_defaults():
+    """train_net_video.py writes a missing synthetic dataset by calling the writer with its
+    defaults: those must be the scripts' defaults (issue 17: the same files)."""
+    import inspect
+
+    from video_mask2former.data.synthetic_images import write_synthetic_coco
+
+    for script, writer in (
+        ("prepare_synthetic_ytvis", write_synthetic_ytvis),
+        ("prepare_synthetic_coco", write_synthetic_coco),
+    ):
+        defaults = {
+            k: p.default
+            for k, p in inspect.signature(writer).parameters.items()
+            if p.default is not inspect.Parameter.empty and k != "config"
+        }
+        assert _script_defaults(script) == defaults, script

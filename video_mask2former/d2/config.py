@@ -41,7 +41,8 @@ def _merge(merge, source, what: str) -> None:
 
 def check_video_config(cfg: CfgNode) -> None:
     """Check the keys whose values yacs cannot check by type alone (before any data is loaded):
-    ``DATASETS.DATASET_RATIO`` (empty, or one number >= 0 per ``DATASETS.TRAIN`` entry).
+    ``DATASETS.DATASET_RATIO`` (empty, or one number >= 0 per ``DATASETS.TRAIN`` entry) and
+    ``SOLVER.CHECKPOINT_MAX_TO_KEEP`` (>= 0).
 
     The categories of the datasets are checked against ``MODEL.SEM_SEG_HEAD.NUM_CLASSES`` when
     the data is built (:func:`video_mask2former.d2.datasets.check_dataset_classes`).
@@ -56,3 +57,8 @@ def check_video_config(cfg: CfgNode) -> None:
             )
         except ValueError as e:
             raise ConfigError(str(e)) from None
+    if cfg.SOLVER.CHECKPOINT_MAX_TO_KEEP < 0:
+        raise ConfigError(
+            f"SOLVER.CHECKPOINT_MAX_TO_KEEP must be >= 0 (0 keeps every periodic checkpoint), got "
+            f"{cfg.SOLVER.CHECKPOINT_MAX_TO_KEEP}."
+        )

@@ -8,15 +8,22 @@ Loading is lazy: a file is read only when ``DatasetCatalog.get(name)`` is called
 :func:`check_dataset_classes` is the one check of the datasets' categories against
 ``MODEL.SEM_SEG_HEAD.NUM_CLASSES``, called by the trainer's loaders (``train_net_video.py``) and
 the joint loader.
+:func:`prepare_synthetic_datasets` writes the built-in synthetic datasets on first use (the files
+of ``datasets/prepare_synthetic_*.py`` with their defaults), so the quick start is one command.
 """
 
 import logging
 import os
-from typing import List, Optional, Sequence, Union
+import shutil
+import socket
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
+import detectron2.utils.comm as comm
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..data.builtin_meta import BUILTIN_SPLITS, datasets_root, metadata_for
+from ..data.synthetic import write_synthetic_ytvis
+from ..data.synthetic_images import write_synthetic_coco
 from ..data.ytvis import load_ytvis_dataset
 
 __all__ = [
@@ -24,6 +31,7 @@ __all__ = [
     "check_dataset_classes",
     "dataset_num_categories",
     "get_video_dataset_dicts",
+    "prepare_synthetic_datasets",
     "register_all_builtin",
     "register_ytvis_instances",
 ]
@@ -34,6 +42,20 @@ logger = logging.getLogger(__name__)
 EVALUATOR_TYPE = "ytvis"
 # The config key the datasets' categories are checked against.
 NUM_CLASSES_KEY = "MODEL.SEM_SEG_HEAD.NUM_CLASSES"
+# Where a user learns how to get the built-in datasets (named by the missing-file errors).
+DATASETS_README = "datasets/README.md"
+
+# Built-in synthetic splits written on first use: split -> (writer of the dataset's folder, called
+# with the folder only, i.e. the defaults of the script that writes it by hand).
+SYNTHETIC_WRITERS: Dict[str, Callable[[str], object]] = {
+    "ytvis_synthetic_train": write_synthetic_ytvis,
+    "ytvis_synthetic_val": write_synthetic_ytvis,
+    "coco_synthetic_train": write_synthetic_coco,
+}
+SYNTHETIC_SCRIPTS = {
+    write_synthetic_ytvis: "datasets/prepare_synthetic_ytvis.py",
+    write_synthetic_coco: "datasets/prepare_synthetic_coco.py",
+}
 
 
 class DatasetConfigError(ValueError):
@@ -42,6 +64,12 @@ class DatasetConfigError(ValueError):
 
 def _load(name: str, json_file: str, image_root: str) -> list:
     """Records of ``name``; fills in its category metadata when registration did not give any."""
+    if not os.path.isfile(json_file):
+        raise FileNotFoundError(
+            f"Dataset {name!r}: annotation file {json_file} does not exist. Download or prepare "
+            f"the dataset as {DATASETS_README} says (the datasets root is $DETECTRON2_DATASETS, "
+            f"now {datasets_root()!r})."
+        )
     meta = MetadataCatalog.get(name)
     records, file_meta = load_ytvis_dataset(
         json_file,
@@ -89,6 +117,68 @@ def register_all_builtin(root: Optional[str] = None) -> None:
         if split.subset_json_files:  # scored per subset when the files exist (evaluator.py)
             metadata["subset_json_files"] = split.subset_paths(root)
         register_ytvis_instances(name, metadata, json_file, image_root)
+
+
+def prepare_synthetic_datasets(names: Sequence[str]) -> None:
+    """Write the built-in synthetic datasets among ``names`` whose annotation file is missing.
+
+    Each is written with the defaults of its script (``datasets/prepare_synthetic_ytvis.py``:
+    ``ytvis_synthetic_{train,val}``; ``datasets/prepare_synthetic_coco.py``:
+    ``coco_synthetic_train``), seeded, so the files are those the script writes. Other datasets
+    are left alone (a missing one is an error when it is loaded). Call it from every process:
+    the first process of each machine writes, the others wait. A dataset is written into a
+    temporary folder beside its own and renamed, so a killed run never leaves a partial dataset.
+
+    Raises:
+        FileNotFoundError: the dataset's folder exists but lacks the annotation file (not ours to
+            overwrite).
+    """
+    missing = {}  # folder -> (split name, json file, writer)
+    for name in names:
+        writer = SYNTHETIC_WRITERS.get(name)
+        json_file = MetadataCatalog.get(name).get("json_file", None) if writer else None
+        if json_file and not os.path.isfile(json_file):
+            missing.setdefault(os.path.dirname(json_file), (name, json_file, writer))
+    if missing and comm.get_local_rank() == 0:
+        for folder, (name, json_file, writer) in missing.items():
+            _write_synthetic(folder, name, json_file, writer)
+    comm.synchronize()
+
+
+def _write_synthetic(folder: str, name: str, json_file: str, writer: Callable) -> None:
+    """Write ``folder`` with ``writer`` through a temporary folder beside it."""
+    script = SYNTHETIC_SCRIPTS[writer]
+    if os.path.exists(folder):
+        raise FileNotFoundError(
+            f"Dataset {name!r}: {json_file} is missing but {folder} exists. Remove {folder} to "
+            f"have it written again, or write it with {script}."
+        )
+    logger.info(
+        f"Writing the synthetic dataset {folder} ({name} is used and {json_file} is missing; the "
+        f"same files as {script} writes with its defaults)."
+    )
+    parent = os.path.dirname(os.path.abspath(folder))
+    os.makedirs(parent, exist_ok=True)
+    # Unique per machine and process (a shared datasets root); made with the umask's permissions.
+    tmp = os.path.join(
+        parent, f".{os.path.basename(folder)}.{socket.gethostname()}.{os.getpid()}.tmp"
+    )
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        writer(tmp)
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if not os.path.isfile(json_file):  # not another machine's complete copy
+                raise
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+    if not os.path.isfile(json_file):
+        raise FileNotFoundError(
+            f"Dataset {name!r}: {script}'s writer did not write {json_file} in {folder}."
+        )
 
 
 def _has_instances(record: dict) -> bool:

@@ -30,6 +30,12 @@ __all__ = [
     "generate_synthetic_ytvis",
     "write_synthetic_ytvis",
     "SPLIT_FOLDERS",
+    "DEFAULT_TRAIN_VIDEOS",
+    "DEFAULT_VAL_VIDEOS",
+    "DEFAULT_FRAMES",
+    "DEFAULT_HEIGHT",
+    "DEFAULT_WIDTH",
+    "DEFAULT_SEED",
 ]
 
 # Split name -> folder, as in the built-in table (``ytvis_synthetic/{train,valid}``).
@@ -37,6 +43,14 @@ SPLIT_FOLDERS = {"train": "train", "val": "valid"}
 _SPLIT_STREAM = {"train": 0, "val": 1}
 _SQRT3_2 = np.sqrt(3.0) / 2.0
 SEGMENTATION_FORMATS = ("rle", "uncompressed_rle")
+# Defaults of write_synthetic_ytvis and datasets/prepare_synthetic_ytvis.py (the dataset written
+# on first use by train_net_video.py): small enough for a small model to learn in CPU minutes.
+DEFAULT_TRAIN_VIDEOS = 64
+DEFAULT_VAL_VIDEOS = 16
+DEFAULT_FRAMES = 8
+DEFAULT_HEIGHT = 128
+DEFAULT_WIDTH = 160
+DEFAULT_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -319,12 +333,12 @@ def generate_synthetic_ytvis(
 def write_synthetic_ytvis(
     out_dir: str,
     *,
-    num_train_videos: int = 64,
-    num_val_videos: int = 16,
-    num_frames: int = 8,
-    height: int = 128,
-    width: int = 160,
-    seed: int = 0,
+    num_train_videos: int = DEFAULT_TRAIN_VIDEOS,
+    num_val_videos: int = DEFAULT_VAL_VIDEOS,
+    num_frames: int = DEFAULT_FRAMES,
+    height: int = DEFAULT_HEIGHT,
+    width: int = DEFAULT_WIDTH,
+    seed: int = DEFAULT_SEED,
     config: SyntheticConfig = SyntheticConfig(),
 ) -> Dict[str, Tuple[str, str]]:
     """Write the train and val splits in the YouTube-VIS layout under ``out_dir``::

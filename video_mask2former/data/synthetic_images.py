@@ -23,6 +23,8 @@ import pycocotools.mask as mask_util
 from PIL import Image
 
 from .builtin_meta import SYNTHETIC_CATEGORIES
+from .synthetic import DEFAULT_HEIGHT as DEFAULT_VIDEO_HEIGHT
+from .synthetic import DEFAULT_WIDTH as DEFAULT_VIDEO_WIDTH
 from .synthetic import SyntheticConfig, generate_synthetic_ytvis
 
 __all__ = ["generate_synthetic_coco", "write_synthetic_coco", "IMAGE_FOLDER", "ANNOTATION_FILE"]
@@ -32,6 +34,11 @@ ANNOTATION_FILE = "annotations.json"
 SEGMENTATION_FORMATS = ("rle", "polygon")
 # Default seed: not the video generator's (0), so the images are new scenes.
 DEFAULT_SEED = 1000
+# Defaults of write_synthetic_coco and datasets/prepare_synthetic_coco.py (the set written on
+# first use by train_net_video.py): the synthetic videos' frame size.
+DEFAULT_IMAGES = 256
+DEFAULT_HEIGHT = DEFAULT_VIDEO_HEIGHT
+DEFAULT_WIDTH = DEFAULT_VIDEO_WIDTH
 # A polygon needs at least 3 (x, y) points.
 _MIN_POLYGON_POINTS = 3
 
@@ -113,9 +120,9 @@ def generate_synthetic_coco(
 def write_synthetic_coco(
     out_dir: str,
     *,
-    num_images: int = 256,
-    height: int = 128,
-    width: int = 160,
+    num_images: int = DEFAULT_IMAGES,
+    height: int = DEFAULT_HEIGHT,
+    width: int = DEFAULT_WIDTH,
     seed: int = DEFAULT_SEED,
     config: SyntheticConfig = SyntheticConfig(),
     segmentation_format: str = "rle",
