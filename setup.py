@@ -69,7 +69,7 @@ EXTRAS_REQUIRE = {
     # PyPI dependencies that the plugin and scripts load (tabulate: d2/joint.py, tqdm: demo_video/)
     # and av, the demo's H.264 writer (demo_video/video_io.py; OpenCV's mp4v without it).
     "d2": [
-        "av",
+        "av>=12",
         "cloudpickle",
         "fvcore>=0.1.5",
         "omegaconf>=2.1,<2.4",

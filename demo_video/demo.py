@@ -8,7 +8,9 @@
 
 ``--input`` is a folder of frames (name order), a glob (quote it), image files, or one video file.
 ``--output`` is a folder (visualised frames) or a file ending in ``.mp4`` (a video at the input's
-frame rate). ``--save-masks`` writes the kept instances in the YouTube-VIS ``results.json`` format.
+frame rate: H.264, which browsers play, when PyAV is installed, else OpenCV's mp4v; the log names
+the codec; see ``video_io.py``). ``--save-masks`` writes the kept instances in the YouTube-VIS
+``results.json`` format.
 ``--window-size W`` runs the windowed inference for long videos: frames are streamed from disk
 and memory does not grow with the video's length.
 ``--online`` writes each frame as soon as it is known (``--input`` may then also be a camera index
@@ -51,6 +53,7 @@ from online import live_inputs, run_online  # noqa: E402
 from predictor import VideoPredictor  # noqa: E402
 from video_io import FrameWriter, check_frame_folder, check_writable  # noqa: E402
 from visualizer import VideoVisualizer  # noqa: E402
+from wording import plural  # noqa: E402
 
 from video_mask2former.checkpoint import CheckpointMismatchError  # noqa: E402
 from video_mask2former.d2.config import get_video_cfg  # noqa: E402
@@ -254,14 +257,15 @@ def check_outputs(args) -> None:
 def run_offline(args, cfg, categories) -> int:
     """Predict the whole video, then write the outputs (see the module docstring)."""
     source = FrameSource(args.input)
-    logger.info(f"Input: {len(source)} frames of {source.width}x{source.height}")
+    logger.info(f"Input: {plural(len(source), 'frame')} of {source.width}x{source.height}")
     predictor = VideoPredictor(cfg, onnx_model=args.onnx_model)
     predictor.check_frame_size(source.size)
     with tqdm(total=len(source), desc="predict", unit="frame") as bar:  # frames predicted
         prediction = predictor(source, source.size, progress=bar.update)
     visualizer = VideoVisualizer(categories.names, args.confidence_threshold)
     kept = visualizer.select(prediction)
-    logger.info(f"{len(kept['pred_scores'])} instances score >= {args.confidence_threshold}")
+    count = plural(len(kept["pred_scores"]), "instance")
+    logger.info(f"Kept {count} of score >= {args.confidence_threshold}")
 
     if args.output:
         with FrameWriter(args.output, source.frame_names(), source.fps) as writer:
@@ -275,7 +279,7 @@ def run_offline(args, cfg, categories) -> int:
             _video_id(args), kept, contiguous_to_dataset_id=categories.to_dataset_id()
         )
         write_results_json(results, args.save_masks)
-        logger.info(f"Wrote {len(results)} instances to {args.save_masks}")
+        logger.info(f"Wrote {plural(len(results), 'instance')} to {args.save_masks}")
     return 0
 
 
@@ -288,7 +292,8 @@ def main(argv=None) -> int:
         Interrupted, KeyboardInterrupt: the offline mode was interrupted.
     """
     args = get_parser().parse_args(argv)
-    setup_logger(name="video_mask2former")
+    # Colours only on a terminal (a log piped to a file or a CI log stays plain text).
+    setup_logger(name="video_mask2former", color=sys.stdout.isatty())
     cfg = setup_cfg(args)
     if not args.online and live_inputs(args.input):
         raise UsageError(

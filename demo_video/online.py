@@ -30,6 +30,7 @@ from categories import Categories
 from tqdm import tqdm
 from video_io import FrameWriter, JsonLinesWriter
 from visualizer import draw_frame_result
+from wording import plural
 
 from video_mask2former.data.live import LiveSource, is_camera_or_url, open_stream_input
 from video_mask2former.evaluation.results import encode_mask_frames
@@ -131,8 +132,9 @@ def run_online(args, cfg, make_predictor: Callable, categories: Categories) -> i
             count += 1
     except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM / SIGHUP (see demo.py)
         logger.info(
-            f"Interrupted ({getattr(interrupt, 'signal_name', 'Ctrl-C')}) after {count} frames; "
-            f"{stream.num_frames - count} frames waiting for their window were dropped"
+            f"Interrupted ({getattr(interrupt, 'signal_name', 'Ctrl-C')}) after "
+            f"{plural(count, 'frame')}; dropped {plural(stream.num_frames - count, 'frame')} "
+            "waiting for a full window"
         )
         return 0
     finally:
@@ -140,13 +142,13 @@ def run_online(args, cfg, make_predictor: Callable, categories: Categories) -> i
     written = ", ".join(p for p in (args.output, args.save_masks) if p)
     if live and source.dropped:
         logger.error(
-            f"The input {source.name} {source.stop_reason}: the results of the {count} frames "
-            f"read were written to {written}"
+            f"The input {source.name} {source.stop_reason}: the results of the "
+            f"{plural(count, 'frame')} read were written to {written}"
         )
         return EXIT_STREAM_DROPPED
     if count == 0:
         raise ValueError(f"the input {args.input} gave no frame")
-    logger.info(f"Wrote {count} frames to {written}")
+    logger.info(f"Wrote {plural(count, 'frame')} to {written}")
     return 0
 
 

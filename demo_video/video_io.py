@@ -1,5 +1,11 @@
-"""Writing visualised frames (a folder of images or an ``.mp4``, OpenCV only) and per-frame
-instances (JSON lines).
+"""Writing visualised frames (a folder of images or an ``.mp4``) and per-frame instances (JSON
+lines).
+
+An ``.mp4`` is H.264 (``avc1``, yuv420p, ``+faststart``: it plays in browsers) when PyAV is
+installed (``pip install av``: its wheels bundle FFmpeg with libx264); without it OpenCV writes
+MPEG-4 Part 2 (``mp4v``), which desktop players such as VLC play but browsers do not. The writer
+logs which one it used. yuv420p needs an even width and height: a frame of odd size is padded by
+one pixel at the right and / or bottom (its last column / row repeated), in both cases.
 
 Frames are (H, W, 3) uint8 arrays in RGB order. Reading is
 :class:`video_mask2former.data.frames.FrameSource` (lazy, one frame at a time) or, for cameras and
@@ -14,19 +20,34 @@ players cannot open; a JSON-lines file whose every complete line is readable) an
 it was. A folder of frames is written frame by frame, in place.
 """
 
+import importlib.util
 import json
+import logging
 import os
 import uuid
+from fractions import Fraction
 
 import cv2
 import numpy as np
 
 from video_mask2former.data.frames import is_image_file
 
-__all__ = ["FrameWriter", "JsonLinesWriter", "check_writable", "check_frame_folder"]
+__all__ = [
+    "FrameWriter",
+    "JsonLinesWriter",
+    "check_writable",
+    "check_frame_folder",
+    "h264_available",
+]
+
+logger = logging.getLogger("video_mask2former.demo")
 
 # Marks the temporary files of the writers (before the target's own extension).
 PARTIAL_SUFFIX = ".partial"
+# Writers of an .mp4 (FrameWriter's video_backend): PyAV's H.264, OpenCV's MPEG-4 Part 2.
+VIDEO_BACKENDS = ("pyav", "opencv")
+# Largest denominator of the frame rate given to PyAV (30000/1001 for NTSC's 29.97 fits).
+_MAX_RATE_DENOMINATOR = 10000
 
 
 def _write_error(path: str, error: OSError) -> OSError:
@@ -90,30 +111,147 @@ class _PartialFile:
             os.remove(self.path)
 
 
+def h264_available() -> bool:
+    """Whether PyAV is installed with FFmpeg's libx264 encoder (FrameWriter's H.264 path)."""
+    if importlib.util.find_spec("av") is None:
+        return False
+    import av
+
+    return "libx264" in av.codecs_available
+
+
+def even_frame(frame: np.ndarray) -> np.ndarray:
+    """``frame`` (H, W, C) padded to an even height and width (yuv420p needs them): its last row
+    and / or column repeated once; an even-sized frame is returned as it is."""
+    pad_h, pad_w = frame.shape[0] % 2, frame.shape[1] % 2
+    if not (pad_h or pad_w):
+        return frame
+    return np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+
+
+class _H264Encoder:
+    """H.264 (libx264, yuv420p) in an ``.mp4`` through PyAV, the index at the start of the file
+    (``+faststart``) so that browsers play it while it loads. Frames are (H, W, 3) uint8 RGB
+    of even size."""
+
+    codec = "H.264 (avc1, PyAV libx264)"
+    note = ""
+
+    def __init__(self, path: str, fps: float, width: int, height: int):
+        import av
+
+        self._error = av.FFmpegError
+        self.path = path
+        self._frame_type = av.VideoFrame
+        try:
+            self._container = av.open(path, "w", format="mp4", options={"movflags": "+faststart"})
+        except self._error as e:
+            raise OSError(f"cannot write the video {path}: {e}") from None
+        try:
+            rate = Fraction(fps).limit_denominator(_MAX_RATE_DENOMINATOR)
+            self._stream = self._container.add_stream("libx264", rate=rate)
+            self._stream.width, self._stream.height = width, height
+            self._stream.pix_fmt = "yuv420p"
+        except BaseException:
+            self._container.close()
+            raise
+
+    def write(self, frame: np.ndarray) -> None:
+        picture = self._frame_type.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        self._mux(self._stream.encode(picture))
+
+    def _mux(self, packets) -> None:
+        try:
+            self._container.mux(packets)
+        except self._error as e:  # FFmpeg's own error types; re-raised naming the file
+            raise OSError(f"cannot write the video {self.path}: {e}") from None
+
+    def release(self, finish: bool = True) -> None:
+        """Close the file; ``finish``: encode the frames still buffered and write the index."""
+        try:
+            if finish:
+                self._mux(self._stream.encode(None))
+        finally:
+            self._container.close()
+
+
+class _OpenCVEncoder:
+    """MPEG-4 Part 2 (``mp4v``) in an ``.mp4`` through OpenCV: the fallback without PyAV (plays
+    in desktop players, not in browsers). Frames are (H, W, 3) uint8 RGB of even size."""
+
+    codec = "MPEG-4 Part 2 (mp4v, OpenCV)"
+    note = "; browsers do not play it: pip install av for H.264"
+
+    def __init__(self, path: str, fps: float, width: int, height: int):
+        fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+        self._writer = cv2.VideoWriter(path, fourcc, fps, (width, height))
+        if not self._writer.isOpened():
+            raise OSError(f"OpenCV cannot write the video {path} (codec mp4v)")
+
+    def write(self, frame: np.ndarray) -> None:
+        self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+
+    def release(self, finish: bool = True) -> None:
+        self._writer.release()
+
+
+_ENCODERS = {"pyav": _H264Encoder, "opencv": _OpenCVEncoder}
+
+
+def choose_video_backend(video_backend=None) -> str:
+    """The writer of an ``.mp4``: ``video_backend`` when given (one of :data:`VIDEO_BACKENDS`),
+    else "pyav" when :func:`h264_available`, else "opencv".
+
+    Raises:
+        ValueError: an unknown ``video_backend``, or "pyav" without PyAV / libx264.
+    """
+    if video_backend is None:
+        return "pyav" if h264_available() else "opencv"
+    if video_backend not in VIDEO_BACKENDS:
+        raise ValueError(f"video_backend must be one of {VIDEO_BACKENDS}, got {video_backend!r}")
+    if video_backend == "pyav" and not h264_available():
+        raise ValueError("video_backend 'pyav' needs PyAV with libx264: pip install av")
+    return video_backend
+
+
 class FrameWriter:
     """Writes frames one at a time, into a folder (``names[t]``) or an ``.mp4`` at ``fps`` (under
     a temporary name, renamed over ``output`` by :meth:`close`; see the module docstring).
 
+    The ``.mp4`` is H.264 through PyAV when it is installed, else MPEG-4 Part 2 through OpenCV
+    (one log line says which, at the first frame); frames of odd height or width are padded by
+    one pixel (:func:`even_frame`).
+
     Args:
-        output (str): a folder, or a path ending in ``.mp4`` (codec mp4v).
+        output (str): a folder, or a path ending in ``.mp4``.
         names (sequence of str, optional): a file name per frame (folder output; ``.jpg`` unless
             it is an image name already); None: ``00000.jpg``, ``00001.jpg``, ... (a stream of
             unknown length).
-        fps (float): frame rate of the ``.mp4``.
+        fps (float): frame rate of the ``.mp4`` (> 0).
+        video_backend (str, optional): "pyav" or "opencv" for the ``.mp4``; None: the best
+            available (:func:`choose_video_backend`).
+
+    Attributes:
+        codec (str or None): the ``.mp4``'s codec, e.g. "H.264 (avc1, PyAV libx264)"; None for a
+            folder.
 
     Raises:
         OSError: naming ``output`` when it cannot be written.
+        ValueError: ``video_backend`` is unknown or not installed.
     """
 
-    def __init__(self, output: str, names, fps: float):
+    def __init__(self, output: str, names, fps: float, video_backend=None):
         self.output = output
         self.names = None if names is None else list(names)
         self.fps = fps
         self.is_video = output.lower().endswith(".mp4")
-        self._writer = None
+        self._encoder = None
         self._count = 0
         self._file = None
+        self.codec = None
         if self.is_video:
+            self._encoder_type = _ENCODERS[choose_video_backend(video_backend)]
+            self.codec = self._encoder_type.codec
             self._file = _PartialFile(output)
         else:
             check_frame_folder(output)
@@ -124,29 +262,45 @@ class FrameWriter:
         return self._count
 
     def write(self, frame: np.ndarray) -> None:
-        bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+        """Write one (H, W, 3) uint8 RGB frame (every frame of an ``.mp4`` of the same size)."""
         if self.is_video:
-            if self._writer is None:
-                height, width = frame.shape[:2]
-                fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-                self._writer = cv2.VideoWriter(self._file.path, fourcc, self.fps, (width, height))
-                if not self._writer.isOpened():
-                    raise OSError(f"OpenCV cannot write the video {self.output} (codec mp4v)")
-            self._writer.write(bgr)
+            self._write_video(frame)
         else:
             name = f"{self._count:05d}.jpg" if self.names is None else self.names[self._count]
             if not is_image_file(name):
                 name = os.path.splitext(name)[0] + ".jpg"
             path = os.path.join(self.output, name)
-            if not cv2.imwrite(path, bgr):
+            if not cv2.imwrite(path, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
                 raise OSError(f"cannot write frame {path}")
         self._count += 1
+
+    def _write_video(self, frame: np.ndarray) -> None:
+        even = even_frame(frame)
+        if self._encoder is None:
+            height, width = even.shape[:2]
+            self._size = frame.shape[:2]
+            self._encoder = self._encoder_type(self._file.path, self.fps, width, height)
+            padded = "" if even is frame else f" (padded from {frame.shape[1]}x{frame.shape[0]})"
+            logger.info(
+                f"Writing {self.output}: {self.codec}, {width}x{height}{padded}"
+                f"{self._encoder_type.note}"
+            )
+        elif frame.shape[:2] != self._size:
+            raise ValueError(
+                f"frame {self._count} is {frame.shape[1]}x{frame.shape[0]}, the video "
+                f"{self.output} is {self._size[1]}x{self._size[0]}: all its frames must match"
+            )
+        self._encoder.write(even)
 
     def close(self, allow_empty: bool = False) -> None:
         """Finalise the output: the ``.mp4`` is completed and renamed over ``output`` when a
         frame was written (else an existing ``output`` is left as it is). No frame written is an
         error unless ``allow_empty``."""
-        self._release()
+        try:
+            self._release(finish=True)
+        except BaseException:  # not finalised (a full disk, ...): never renamed over output
+            self.discard()
+            raise
         if self._file is not None:
             if self._count > 0:
                 self._file.commit()
@@ -158,14 +312,16 @@ class FrameWriter:
     def discard(self) -> None:
         """Stop without replacing ``output`` (the ``.mp4``'s temporary is removed; frames already
         written into a folder stay)."""
-        self._release()
-        if self._file is not None:
-            self._file.discard()
+        try:
+            self._release(finish=False)
+        finally:
+            if self._file is not None:
+                self._file.discard()
 
-    def _release(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+    def _release(self, finish: bool) -> None:
+        if self._encoder is not None:
+            encoder, self._encoder = self._encoder, None
+            encoder.release(finish)
 
     def __enter__(self):
         return self

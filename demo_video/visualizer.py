@@ -2,10 +2,15 @@
 
 Shapes: T frames, N instances, H x W the frame size. Frames are (H, W, 3) uint8 RGB.
 Every instance keeps one colour through the whole video.
+
+Labels (:func:`label_layout`) are drawn above the top-left corner of their mask's box, moved the
+least needed to lie inside the frame and clear of the labels placed before them (instances in
+order, the highest score first); a text wider than the frame is shortened, and a label with no
+free room left is not drawn (its mask and outline are).
 """
 
 import colorsys
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -14,6 +19,8 @@ __all__ = [
     "instance_colors",
     "track_color",
     "draw_instances",
+    "label_layout",
+    "LabelBox",
     "draw_frame_result",
     "VideoVisualizer",
 ]
@@ -25,6 +32,9 @@ _HUE_STEP = 0.618033988749895
 # Label text: OpenCV font scale per pixel of the frame's shorter side, and its minimum.
 _FONT_SCALE_PER_PIXEL = 1.0 / 600
 _MIN_FONT_SCALE = 0.35
+# Pixels between a label's text and the edges of its box.
+_LABEL_PADDING = 1
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def _frame_mask(track, t: int) -> np.ndarray:
@@ -59,6 +69,111 @@ def _text_anchor(mask: np.ndarray) -> Optional[tuple]:
     return int(cols[0]), int(rows[0])
 
 
+class LabelBox(NamedTuple):
+    """A label as drawn: its (possibly shortened) text and its box ``x0 <= x < x1``,
+    ``y0 <= y < y1`` in pixels, inside the frame."""
+
+    text: str
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+
+def label_font_scale(frame_size: Tuple[int, int]) -> float:
+    """OpenCV font scale of the labels on an (H, W) frame."""
+    return max(_MIN_FONT_SCALE, min(frame_size) * _FONT_SCALE_PER_PIXEL)
+
+
+def _box_size(text: str, font_scale: float) -> Tuple[int, int]:
+    """(width, height) of the box of ``text``: the text, its descent and the padding."""
+    (width, height), baseline = cv2.getTextSize(text, _FONT, font_scale, 1)
+    return width + 2 * _LABEL_PADDING, height + baseline + 2 * _LABEL_PADDING
+
+
+def _fit_text(text: str, font_scale: float, max_width: int) -> str:
+    """``text`` shortened from its end until its box is at most ``max_width`` wide ("" if even
+    its first character is wider)."""
+    while text and _box_size(text, font_scale)[0] > max_width:
+        text = text[:-1]
+    return text
+
+
+def _disjoint(a: tuple, b: tuple) -> bool:
+    """Whether boxes (x0, y0, x1, y1), ends excluded, share no pixel."""
+    return a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+
+
+def _place(preferred, size, frame_size, placed) -> Optional[tuple]:
+    """The box of ``size`` (w, h) nearest (L1) to the ``preferred`` top-left (x, y) that lies
+    inside the (H, W) frame and shares no pixel with the ``placed`` boxes; None if none does.
+
+    The nearest free box touches an edge of the frame or of a placed box, or keeps a preferred
+    coordinate, in each axis: only those candidates are tried."""
+    (width, height), (frame_h, frame_w) = size, frame_size
+    if width > frame_w or height > frame_h:
+        return None
+    x = min(max(preferred[0], 0), frame_w - width)
+    y = min(max(preferred[1], 0), frame_h - height)
+    xs = {x, 0, frame_w - width} | {v for b in placed for v in (b[2], b[0] - width)}
+    ys = {y, 0, frame_h - height} | {v for b in placed for v in (b[3], b[1] - height)}
+    candidates = [
+        (cx, cy)
+        for cx in xs
+        if 0 <= cx <= frame_w - width
+        for cy in ys
+        if 0 <= cy <= frame_h - height
+    ]
+    candidates.sort(key=lambda c: (abs(c[0] - x) + abs(c[1] - y), c[1], c[0]))
+    for cx, cy in candidates:
+        box = (cx, cy, cx + width, cy + height)
+        if all(_disjoint(box, other) for other in placed):
+            return box
+    return None
+
+
+def label_layout(masks: np.ndarray, labels: Sequence[str]) -> List[Optional[LabelBox]]:
+    """Where the labels of the masks are drawn: inside the frame and pairwise disjoint.
+
+    Each label's box preferably sits just above the top-left corner of its mask's box; labels
+    are placed in order, each moved the least needed (L1 distance) to lie inside the frame and
+    clear of those placed before it. A text wider than the frame is shortened from its end.
+
+    Args:
+        masks (ndarray): (N, H, W) bool.
+        labels (sequence of str): N texts.
+
+    Returns:
+        list: N :class:`LabelBox`, or None for an empty mask or a label with no free room.
+    """
+    frame_size = masks.shape[1:]
+    font_scale = label_font_scale(frame_size)
+    layout, placed = [], []
+    for mask, text in zip(masks, labels):
+        anchor = _text_anchor(mask)
+        text = _fit_text(text, font_scale, frame_size[1])
+        box = None
+        if anchor is not None and text:
+            width, height = _box_size(text, font_scale)
+            box = _place((anchor[0], anchor[1] - height), (width, height), frame_size, placed)
+        if box is None:
+            layout.append(None)
+            continue
+        placed.append(box)
+        layout.append(LabelBox(text, *box))
+    return layout
+
+
+def _draw_label(out: np.ndarray, label: LabelBox, color: tuple, font_scale: float) -> None:
+    """Fill the label's box with ``color`` and write its text in white, nothing outside it."""
+    box = out[label.y0 : label.y1, label.x0 : label.x1].copy()
+    box[:] = color
+    (_, _), baseline = cv2.getTextSize(label.text, _FONT, font_scale, 1)
+    origin = (_LABEL_PADDING, box.shape[0] - _LABEL_PADDING - baseline)
+    cv2.putText(box, label.text, origin, _FONT, font_scale, (255, 255, 255), 1, cv2.LINE_AA)
+    out[label.y0 : label.y1, label.x0 : label.x1] = box
+
+
 def draw_instances(
     frame: np.ndarray,
     masks: np.ndarray,
@@ -72,7 +187,7 @@ def draw_instances(
         frame (ndarray): (H, W, 3) uint8 RGB.
         masks (ndarray): (N, H, W) bool.
         colors (sequence): N RGB tuples.
-        labels (sequence of str, optional): N texts drawn at each mask's top-left corner.
+        labels (sequence of str, optional): N texts, placed by :func:`label_layout`.
         alpha (float): mask opacity.
 
     Returns:
@@ -86,28 +201,16 @@ def draw_instances(
     for mask, color in zip(masks, colors):
         out[mask] = (1 - alpha) * out[mask] + alpha * np.asarray(color, dtype=np.float32)
     out = out.round().clip(0, 255).astype(np.uint8)
-    font_scale = max(_MIN_FONT_SCALE, min(frame.shape[:2]) * _FONT_SCALE_PER_PIXEL)
-    for i, (mask, color) in enumerate(zip(masks, colors)):
+    for mask, color in zip(masks, colors):
         contours, _ = cv2.findContours(
             mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
         )
         cv2.drawContours(out, contours, -1, color, 1)
-        anchor = _text_anchor(mask)
-        if labels is not None and anchor is not None:
-            x, y = anchor
-            (w, h), base = cv2.getTextSize(labels[i], cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
-            y = max(y, h + base)
-            cv2.rectangle(out, (x, y - h - base), (x + w, y), color, thickness=-1)
-            cv2.putText(
-                out,
-                labels[i],
-                (x, y - base),
-                cv2.FONT_HERSHEY_SIMPLEX,
-                font_scale,
-                (255, 255, 255),
-                1,
-                cv2.LINE_AA,
-            )
+    if labels is not None:
+        font_scale = label_font_scale(frame.shape[:2])
+        for label, color in zip(label_layout(masks, labels), colors):
+            if label is not None:
+                _draw_label(out, label, color, font_scale)
     return out
 
 

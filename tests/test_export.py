@@ -1,7 +1,11 @@
 """The window network exported with torch.export and to ONNX (onnxruntime), and windowed
 inference on the ONNX file."""
 
+import contextlib
+import io
+import logging
 import os
+import warnings
 
 import pytest
 import torch
@@ -14,6 +18,7 @@ from video_mask2former.export import (
     deformable_attention_implementation,
     export_onnx,
     export_program,
+    exporter_notices,
 )
 from video_mask2former.modeling.build import build_video_maskformer
 from video_mask2former.modeling.windowed_inference import windowed_inference
@@ -65,13 +70,73 @@ def test_torch_export_matches_and_takes_any_window_length(model):
             torch.testing.assert_close(g, e)
 
 
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def _exporter_output():
+    """What an export shows: (printed text, log records of the exporter's loggers, warnings)."""
+    shown = {"text": io.StringIO(), "records": _Records(), "warnings": []}
+    loggers = [logging.getLogger(name) for name in ("onnxscript", "onnx_ir", "torch.onnx")]
+    for logger in loggers:
+        logger.addHandler(shown["records"])
+    try:
+        with contextlib.redirect_stdout(shown["text"]), contextlib.redirect_stderr(shown["text"]):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                yield shown
+                shown["warnings"] = list(caught)
+    finally:
+        for logger in loggers:
+            logger.removeHandler(shown["records"])
+
+
 @pytest.fixture(scope="module")
-def onnx_file(model, tmp_path_factory):
+def onnx_export(model, tmp_path_factory):
+    """The tiny model exported to ONNX, and what the export showed (see _exporter_output)."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     path = str(tmp_path_factory.mktemp("onnx") / "window.onnx")
-    export_onnx(model, _frames(2), path)
-    return path
+    with _exporter_output() as shown:
+        export_onnx(model, _frames(2), path)
+    return path, shown
+
+
+@pytest.fixture(scope="module")
+def onnx_file(onnx_export):
+    return onnx_export[0]
+
+
+def test_onnx_export_shows_only_what_needs_action(onnx_export):
+    """No "[torch.onnx] Run decompositions..." progress lines, no "Skipping constant folding"
+    notices, no FutureWarning about PyTorch's internals (the old export showed all three)."""
+    _, shown = onnx_export
+    assert shown["text"].getvalue() == ""
+    assert [r.getMessage() for r in shown["records"].records] == []
+    assert [str(w.message) for w in shown["warnings"]] == []
+
+
+def test_exporter_notices_keeps_errors_and_other_warnings():
+    logger = logging.getLogger("onnxscript.optimizer._constant_folding")
+    for verbose in (False, True):
+        with _exporter_output() as shown, exporter_notices(verbose=verbose):
+            logger.warning("Skipping constant folding for op Split with multiple outputs.")
+            logger.error("an exporter error")
+            warnings.warn("deprecated internals", FutureWarning)
+            warnings.warn("a traced value may be wrong", UserWarning)
+        messages = [r.getMessage() for r in shown["records"].records]
+        shown_warnings = [str(w.message) for w in shown["warnings"]]
+        assert "an exporter error" in messages
+        assert "a traced value may be wrong" in shown_warnings
+        assert ("deprecated internals" in shown_warnings) == verbose
+        assert ("Skipping constant folding" in " ".join(messages)) == verbose
+    assert logging.getLogger("onnxscript").level == logging.NOTSET  # restored
 
 
 def test_onnx_matches_pytorch_within_tolerance(model, onnx_file):

@@ -8,6 +8,11 @@ what windowed inference consumes (``video_mask2former.export``). After writing t
 it on a random test window of ``--frames`` frames and prints the largest difference from
 PyTorch; ``--benchmark-iters N`` also times both (ms/frame, on the CPU, median of N).
 
+The ONNX exporter's progress lines and its notices that need no action are hidden
+(``--verbose`` shows them; its errors and other warnings always show). A missing or unreadable
+weights file, or weights that do not fit the model, end the script with one line
+``export_model.py: error: ...`` (exit status 1); arguments that cannot be used, with exit status 2.
+
 An ONNX file carries the model's number of classes, size divisibility and pixel mean / std in its
 metadata (``video_mask2former.export.METADATA_KEYS``), checked when the demo or
 ``OnnxWindowPredictor`` opens it. The arguments and the output's folder are checked before the
@@ -34,6 +39,7 @@ import uuid
 
 import torch
 
+from video_mask2former.checkpoint import CheckpointMismatchError, is_url
 from video_mask2former.export import (
     OnnxWindowPredictor,
     WindowNetwork,
@@ -44,15 +50,38 @@ from video_mask2former.export import (
 )
 
 FORMATS = ("onnx", "torch-export")
+# Exit status of an input that cannot be used (the weights, the config); 2 is argparse's usage.
+EXIT_BAD_INPUT = 1
+
+
+class UsageError(ValueError):
+    """Arguments that cannot be used together (exit status 2)."""
+
+
+def check_weights_argument(path: str) -> None:
+    """Raise ``FileNotFoundError`` when ``--weights`` is a local path that does not exist (before
+    the model is built)."""
+    if path and not is_url(path) and not os.path.exists(path):
+        raise FileNotFoundError(
+            f"--weights {path} does not exist: give an existing .pth/.pkl file or a URL"
+        )
 
 
 def build_model(args: argparse.Namespace) -> torch.nn.Module:
-    """The model in eval mode on the CPU, with its weights (for inference: every key must fit)."""
+    """The model in eval mode on the CPU, with its weights (for inference: every key must fit).
+
+    Raises:
+        UsageError: ``--config-file`` without detectron2, or overrides without it.
+        FileNotFoundError, CheckpointFileError, CheckpointMismatchError: the weights are missing,
+            not a checkpoint, or do not fit the model.
+    """
     if args.config_file:
         try:
             from detectron2.modeling import build_model as d2_build_model
         except ImportError:
-            sys.exit("--config-file needs detectron2; without it use --backbone / --weights")
+            raise UsageError(
+                "--config-file needs detectron2; without it use --backbone / --weights"
+            ) from None
         from video_mask2former.d2.checkpoint import VideoCheckpointer
         from video_mask2former.d2.config import get_video_cfg
 
@@ -61,9 +90,12 @@ def build_model(args: argparse.Namespace) -> torch.nn.Module:
         model = d2_build_model(cfg).eval()
         if cfg.MODEL.WEIGHTS:
             VideoCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+        else:
+            print("MODEL.WEIGHTS is empty: exporting random weights", file=sys.stderr)
         return model
     if args.opts:
-        sys.exit(f"KEY VALUE overrides {args.opts} need --config-file")
+        raise UsageError(f"KEY VALUE overrides {args.opts} need --config-file")
+    check_weights_argument(args.weights)
     from video_mask2former.checkpoint import load_checkpoint
     from video_mask2former.modeling.build import build_video_maskformer
 
@@ -120,6 +152,12 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--benchmark-iters", type=int, default=0, help="also time PyTorch and the export (CPU)"
     )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show the exporter's progress lines and all its notices (default: only its errors "
+        "and the warnings that may need action)",
+    )
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     args = parser.parse_args(argv)
     try:
@@ -130,12 +168,19 @@ def main(argv=None) -> int:
     if args.benchmark_iters < 0:
         parser.error(f"--benchmark-iters must be >= 0, got {args.benchmark_iters}")
 
-    model = build_model(args)
+    try:
+        model = build_model(args)
+    except UsageError as e:
+        parser.error(str(e))
+    except (OSError, ValueError, CheckpointMismatchError) as e:  # FileNotFoundError, ...
+        # The weights or the config cannot be used: the message says which and why.
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     frames = test_frames(args, args.frames)
     network = WindowNetwork(model).eval()
     start = time.perf_counter()
     if args.format == "onnx":
-        export_onnx(model, frames, args.output)
+        export_onnx(model, frames, args.output, verbose=args.verbose)
         predictor = OnnxWindowPredictor(
             args.output,
             size_divisibility=model.size_divisibility,
@@ -147,7 +192,7 @@ def main(argv=None) -> int:
             return out.pred_logits, out.pred_masks, out.pred_embeds
 
     else:
-        program = export_program(model, frames)
+        program = export_program(model, frames, verbose=args.verbose)
         save_program(program, args.output)
         exported = torch.export.load(args.output).module()
 

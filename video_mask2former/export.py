@@ -12,7 +12,10 @@ Normalisation and padding are inside, so an exported file is used on raw frames.
   custom-op node (``mask2former_ops.ms_deform_attn``).
 - ONNX (:func:`export_onnx`): the deformable attention runs through its PyTorch path
   (``grid_sample``), which ONNX expresses with standard operators; the file runs in onnxruntime.
-  :class:`OnnxWindowPredictor` runs windowed inference on such a file.
+  :class:`OnnxWindowPredictor` runs windowed inference on such a file. The exporter's progress
+  lines and notices that need no action (onnxscript's optimizer and rewriter below ERROR,
+  PyTorch's FutureWarning / DeprecationWarning about its own internals) are hidden unless
+  ``verbose``; its errors and other warnings are shown.
 
 Both take any number of frames T from 1 to :data:`MAX_WINDOW_FRAMES` (the last window of a video
 may be shorter), whatever T the example has, but are specialised to the frame size H x W of the
@@ -28,8 +31,10 @@ its size divisibility checked against its ``pred_masks`` shape.
 
 import contextlib
 import json
+import logging
 import os
 import uuid
+import warnings
 from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
@@ -56,6 +61,11 @@ METADATA_KEYS = {
     "pixel_mean": "video_mask2former.pixel_mean",
     "pixel_std": "video_mask2former.pixel_std",
 }
+# Loggers of the ONNX exporter whose records below ERROR are notices about its own work (e.g.
+# "Skipping constant folding for op Split", "Applied N of general pattern rewrite rules").
+_EXPORTER_LOGGERS = ("onnxscript", "onnx_ir", "torch.onnx")
+# Warnings about PyTorch's / onnxscript's own use of deprecated internals during an export.
+_EXPORTER_WARNINGS = (FutureWarning, DeprecationWarning)
 # Stride of pred_masks relative to the padded input (the pixel decoder's finest level).
 MASK_STRIDE = 4
 # What OnnxWindowPredictor expects of a file, for error messages.
@@ -140,6 +150,29 @@ def deformable_attention_implementation(model: nn.Module, implementation: str) -
             module.implementation = value
 
 
+@contextlib.contextmanager
+def exporter_notices(verbose: bool = False) -> Iterator[None]:
+    """Inside the block, hide the ONNX exporter's notices that need no action (unless
+    ``verbose``): records below ERROR of :data:`_EXPORTER_LOGGERS`, and FutureWarning /
+    DeprecationWarning (PyTorch's and onnxscript's own internals). Errors and other warnings
+    (e.g. a ``TracerWarning`` saying a result may be wrong) still show."""
+    if verbose:
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in _EXPORTER_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        for category in _EXPORTER_WARNINGS:
+            warnings.simplefilter("ignore", category)
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
+
+
 def _export(model: nn.Module, frames: torch.Tensor) -> "torch.export.ExportedProgram":
     _check_example(frames)
     if frames.shape[0] == 1:
@@ -155,17 +188,20 @@ def _export(model: nn.Module, frames: torch.Tensor) -> "torch.export.ExportedPro
     )
 
 
-def export_program(model: nn.Module, frames: torch.Tensor) -> "torch.export.ExportedProgram":
+def export_program(
+    model: nn.Module, frames: torch.Tensor, verbose: bool = False
+) -> "torch.export.ExportedProgram":
     """``torch.export`` of :class:`WindowNetwork` (any T, the H x W of ``frames``).
 
     Args:
         model: a ``VideoMaskFormer`` in eval mode.
         frames (Tensor): (T, 3, H, W) example input, 1 <= T <= MAX_WINDOW_FRAMES.
+        verbose (bool): show all the exporter's notices (see :func:`exporter_notices`).
 
     Raises:
         ValueError: ``frames`` is not such a tensor.
     """
-    with torch.no_grad():
+    with torch.no_grad(), exporter_notices(verbose):
         return _export(model, frames)
 
 
@@ -192,13 +228,14 @@ def check_output_file(path: str) -> None:
         raise PermissionError(f"cannot write {path}: the folder {folder} is not writable")
 
 
-def export_onnx(model: nn.Module, frames: torch.Tensor, path: str) -> None:
+def export_onnx(model: nn.Module, frames: torch.Tensor, path: str, verbose: bool = False) -> None:
     """Write :class:`WindowNetwork` as one ONNX file (deformable attention on its PyTorch path),
     with :func:`onnx_metadata` in its ``metadata_props``.
 
     Input ``frames`` (T, 3, H, W) float32, 1 <= T <= MAX_WINDOW_FRAMES; outputs
     :data:`OUTPUT_NAMES`. The file is written under a hidden temporary name beside ``path`` and
-    renamed when complete: an existing ``path`` is replaced only by a whole file.
+    renamed when complete: an existing ``path`` is replaced only by a whole file. ``verbose``:
+    show the exporter's progress lines and all its notices (see :func:`exporter_notices`).
 
     Raises:
         ValueError: ``frames`` is not such a tensor.
@@ -207,16 +244,18 @@ def export_onnx(model: nn.Module, frames: torch.Tensor, path: str) -> None:
     _check_example(frames)
     check_output_file(path)
     with torch.no_grad(), deformable_attention_implementation(model, "pytorch"):
-        program = _export(model, frames)
-        onnx_program = torch.onnx.export(
-            program,
-            (frames,),
-            input_names=["frames"],
-            output_names=list(OUTPUT_NAMES),
-            opset_version=ONNX_OPSET,
-            dynamo=True,
-            optimize=True,
-        )
+        with exporter_notices(verbose):
+            program = _export(model, frames)
+            onnx_program = torch.onnx.export(
+                program,
+                (frames,),
+                input_names=["frames"],
+                output_names=list(OUTPUT_NAMES),
+                opset_version=ONNX_OPSET,
+                dynamo=True,
+                optimize=True,
+                verbose=verbose,
+            )
     onnx_program.model.metadata_props.update(onnx_metadata(model))
     folder, name = os.path.split(os.path.abspath(path))
     tmp_path = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.tmp")

@@ -37,6 +37,7 @@ EXPORT_ROWS = [
     ("--width 0", ["--width", "0"], "the frame width W of the example window"),
     ("a missing output folder", ["--output", "{tmp}/missing/x.onnx"], "does not exist"),
     ("an output that is a folder", ["--output", "{tmp}"], "it is a folder"),
+    ("KEY VALUE overrides without --config-file", ["MODEL.WEIGHTS", "x"], "need --config-file"),
 ]
 
 
@@ -52,6 +53,38 @@ def test_export_refuses_arguments(args, text, tmp_path, capsys):
     assert caught.value.code == 2
     message = capsys.readouterr().err.strip().splitlines()[-1]
     assert text in message and "error:" in message
+    assert not (tmp_path / "x.onnx").exists()
+
+
+# --- weights that cannot be used (without detectron2): one line, exit status 1, nothing written;
+# the old export ended in a traceback ---
+def _junk(tmp_path):
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    return str(tmp_path / "junk.pth")
+
+
+def _other_weights(tmp_path):
+    torch.save({"model": {"other.weight": torch.zeros(2)}}, str(tmp_path / "other.pth"))
+    return str(tmp_path / "other.pth")
+
+
+WEIGHTS_ROWS = [
+    ("a missing --weights", lambda tmp: str(tmp / "missing.pth"), "missing.pth does not exist"),
+    ("--weights not a checkpoint", _junk, "junk.pth is not a readable checkpoint"),
+    ("--weights of another model", _other_weights, "other.pth does not fit the model"),
+]
+
+
+@pytest.mark.parametrize(
+    "build, text", [r[1:] for r in WEIGHTS_ROWS], ids=[r[0] for r in WEIGHTS_ROWS]
+)
+def test_export_refuses_weights_in_one_line(build, text, tmp_path, capsys):
+    argv = ["--format", "onnx", "--num-classes", "3", "--height", "32", "--width", "32"]
+    argv += ["--frames", "1", "--output", str(tmp_path / "x.onnx"), "--weights", build(tmp_path)]
+    assert _export_tool().main(argv) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len([line for line in lines if "error:" in line]) == 1
+    assert ": error: " in lines[0] and text in lines[0] and "Traceback" not in "\n".join(lines)
     assert not (tmp_path / "x.onnx").exists()
 
 

@@ -29,7 +29,7 @@ def weights(tmp_path_factory):
     return str(folder / "model.pth")
 
 
-def _demo(*args, weights=None):
+def _demo(*args, weights=None, env=None):
     from tests.d2.helpers import REPO_ROOT, SMOKE_CONFIG
 
     opts = ["--opts", "MODEL.DEVICE", "cpu"] + (["MODEL.WEIGHTS", weights] if weights else [])
@@ -41,7 +41,10 @@ def _demo(*args, weights=None):
         *args,
         *opts,
     ]
-    return subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    env = None if env is None else {**os.environ, **env}
+    return subprocess.run(
+        cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env
+    )
 
 
 def _video_folder(root):
@@ -82,11 +85,31 @@ def test_demo_writes_frames_video_and_masks(synthetic_root, weights, tmp_path):
         "--confidence-threshold",
         "1.01",
         weights=weights,
+        env={"FORCE_COLOR": "1"},  # what termcolor < 2.1 did whatever the output
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert video.stat().st_size > 0
     with open(masks) as f:
         assert json.load(f) == []  # the threshold removes every instance
+    assert "Kept 0 instances of score >= 1.01" in proc.stdout
+    assert "\x1b[" not in proc.stdout + proc.stderr  # no colour codes: not a terminal
+    _check_codec(proc.stdout, str(video))
+
+
+def _check_codec(log, video):
+    """The demo's log names the codec of ``video``: H.264 when PyAV is installed (checked in the
+    file), else OpenCV's mp4v."""
+    import importlib.util
+
+    (line,) = [line for line in log.splitlines() if f"Writing {video}: " in line]
+    if importlib.util.find_spec("av") is None:
+        assert "mp4v" in line and "pip install av" in line
+        return
+    import av
+
+    assert "H.264" in line
+    with av.open(video) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
 
 
 def test_demo_clear_errors(tmp_path, weights):
@@ -245,6 +268,8 @@ def test_demo_runs_the_network_from_an_onnx_file(synthetic_root, weights, tmp_pa
     )
     assert export.returncode == 0, export.stderr[-3000:]
     assert "max abs difference from PyTorch" in export.stdout
+    # the exporter's progress lines and notices that need no action are hidden
+    assert "[torch.onnx]" not in export.stdout and "constant folding" not in export.stderr
     masks = tmp_path / "masks.json"
     args = ("--input", frames, "--save-masks", str(masks), "--confidence-threshold", "0")
     expected = _masks_of(_demo(*args, weights=weights), masks)
@@ -341,3 +366,58 @@ def smoke_onnx(weights, tmp_path_factory):  # noqa: F811
     path = str(tmp_path_factory.mktemp("onnx") / "smoke.onnx")
     export_onnx(model, torch.zeros(2, 3, 64, 80), path)
     return path
+
+
+class _FakePredictor:
+    """A VideoPredictor predicting instances of the given scores (whole-frame boxes)."""
+
+    scores = ()
+
+    def __init__(self, cfg, onnx_model=None):
+        pass
+
+    def check_frame_size(self, size):
+        pass
+
+    def __call__(self, frames, size, progress=None):
+        import torch
+
+        num_frames = len(list(frames))
+        masks = torch.zeros(len(self.scores), num_frames, *size, dtype=torch.bool)
+        for i in range(len(self.scores)):
+            masks[i, :, 4 * i : 4 * i + 10, 4 * i : 4 * i + 10] = True
+        return {
+            "image_size": size,
+            "pred_scores": list(self.scores),
+            "pred_labels": [0] * len(self.scores),
+            "pred_masks": list(masks),
+        }
+
+
+@pytest.mark.parametrize(
+    "scores, kept", [((0.9, 0.3), "1 instance "), ((0.9, 0.8), "2 instances ")]
+)
+def test_demo_counts_in_singular_and_plural(demo, synthetic_root, tmp_path, scores, kept):
+    import logging
+
+    class Records(logging.Handler):
+        def __init__(self):
+            super().__init__()
+            self.lines = []
+
+        def emit(self, record):
+            self.lines.append(record.getMessage())
+
+    records = Records()
+    logger = logging.getLogger("video_mask2former.demo")
+    logger.addHandler(records)
+    demo.VideoPredictor = type("Fake", (_FakePredictor,), {"scores": scores})
+    masks = tmp_path / "masks.json"
+    argv = ("--input", _video_folder(synthetic_root), "--save-masks", str(masks))
+    try:
+        assert demo.main(demo_argv(*argv, "--confidence-threshold", "0.5")) == 0
+    finally:
+        logger.removeHandler(records)
+    assert "Input: 3 frames of 80x64" in records.lines
+    assert f"Kept {kept}of score >= 0.5" in records.lines
+    assert f"Wrote {kept}to {masks}" in records.lines

@@ -272,3 +272,57 @@ def test_usage_errors_exit_2_with_one_line(synthetic_root, tmp_path):
     assert (
         proc.stderr.strip().splitlines()[-1].startswith("demo.py: error: dataset 'my_custom_val'")
     )
+
+
+# --- weights that cannot be used: one line "SCRIPT: error: ..." (exit 1), no traceback, from
+# the demo and from tools/export_model.py (the old export printed a traceback) ---
+def _not_a_checkpoint(tmp_path):
+    path = tmp_path / "junk.pth"
+    path.write_bytes(b"not a checkpoint")
+    return str(path)
+
+
+def _other_model(tmp_path):
+    import torch
+
+    path = tmp_path / "other.pth"
+    torch.save({"model": {"other.weight": torch.zeros(2)}}, str(path))
+    return str(path)
+
+
+WEIGHTS_ROWS = [
+    ("demo, empty MODEL.WEIGHTS", "demo.py", lambda tmp: "", "MODEL.WEIGHTS is empty"),
+    ("demo, not a checkpoint", "demo.py", _not_a_checkpoint, "is not a readable checkpoint"),
+    ("export, missing", "export_model.py", lambda tmp: str(tmp / "missing.pth"), "does not exist"),
+    ("export, not a checkpoint", "export_model.py", _not_a_checkpoint, "not a readable checkpoint"),
+    ("export, another model", "export_model.py", _other_model, "does not fit the model"),
+]
+
+
+@pytest.mark.parametrize(
+    "script, build, text", [r[1:] for r in WEIGHTS_ROWS], ids=[r[0] for r in WEIGHTS_ROWS]
+)
+def test_unusable_weights_end_with_one_error_line(synthetic_root, tmp_path, script, build, text):
+    from tests.d2.helpers import REPO_ROOT, SMOKE_CONFIG
+
+    weights = build(tmp_path)  # noqa: F811
+    if script == "demo.py":
+        command = [os.path.join(REPO_ROOT, "demo_video", "demo.py")]
+        command += demo_argv("--input", _video_folder(synthetic_root), "--save-masks", "m.json")
+        command += ["MODEL.WEIGHTS", weights]
+    else:
+        command = [os.path.join(REPO_ROOT, "tools", "export_model.py"), "--config-file"]
+        command += [SMOKE_CONFIG, "--format", "onnx", "--frames", "1", "--height", "32"]
+        command += ["--width", "32", "--output", "x.onnx", "MODEL.WEIGHTS", weights]
+    proc = subprocess.run(
+        [sys.executable, *command],
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"{script}: error: ") and text in errors[0]
+    assert not os.path.exists(tmp_path / "x.onnx") and not os.path.exists(tmp_path / "m.json")

@@ -1,6 +1,7 @@
 """The demo's drawing and frame I/O (OpenCV / NumPy only: runs without detectron2)."""
 
 import importlib.util
+import logging
 import os
 
 import numpy as np
@@ -122,3 +123,133 @@ def test_video_visualizer_draws_rle_masks_like_tensors():
     frames = [np.zeros((32, 40, 3), np.uint8) for _ in range(3)]
     for a, b in zip(vis.draw(frames, prediction), vis.draw(frames, as_rle)):
         assert np.array_equal(a, b)
+
+
+# --- labels on small frames -----------------------------------------------------------------
+def _box_masks(height, width, boxes):
+    """(N, H, W) masks, one per (y0, y1, x0, x1) box."""
+    masks = np.zeros((len(boxes), height, width), bool)
+    for mask, (y0, y1, x0, x1) in zip(masks, boxes):
+        mask[y0:y1, x0:x1] = True
+    return masks
+
+
+# Instances at the four borders and corners, and two pairs that nearly touch.
+CROWDED = [(0, 4, 0, 4), (1, 5, 2, 6), (40, 48, 56, 64), (20, 30, 60, 64), (0, 6, 58, 64)]
+CROWDED += [(44, 48, 0, 8), (20, 26, 20, 30), (22, 28, 24, 34)]
+
+
+@pytest.mark.parametrize("height, width", [(48, 64), (17, 31), (120, 160)])
+def test_labels_stay_inside_the_frame_and_do_not_overlap(height, width):
+    boxes = [
+        (min(y0, height - 1), min(y1, height), min(x0, width - 1), min(x1, width))
+        for y0, y1, x0, x1 in CROWDED
+    ]
+    masks = _box_masks(height, width, boxes)
+    labels = [f"class{i} {90 - i}%" for i in range(len(masks))]
+    layout = visualizer.label_layout(masks, labels)
+    placed = [box for box in layout if box is not None]
+    assert len(layout) == len(masks) and placed[0] == layout[0]  # the best-scoring one first
+    for box in placed:
+        assert 0 <= box.x0 < box.x1 <= width and 0 <= box.y0 < box.y1 <= height
+    for i, a in enumerate(placed):
+        for b in placed[i + 1 :]:
+            assert a.x1 <= b.x0 or b.x1 <= a.x0 or a.y1 <= b.y0 or b.y1 <= a.y0, (a, b)
+    if height >= 120:  # room for every label
+        assert len(placed) == len(masks) and [b.text for b in placed] == labels
+    # Drawn where laid out: each box is filled with its instance's colour (text aside).
+    colors = visualizer.instance_colors(len(masks))
+    out = visualizer.draw_instances(np.zeros((height, width, 3), np.uint8), masks, colors, labels)
+    for box, color in zip(layout, colors):
+        if box is not None:
+            area = out[box.y0 : box.y1, box.x0 : box.x1]
+            assert (area == color).all(axis=-1).mean() > 0.4
+
+
+def test_a_label_wider_than_the_frame_is_shortened():
+    masks = _box_masks(17, 31, [(5, 10, 5, 10)])
+    (box,) = visualizer.label_layout(masks, ["a very long class name 99%"])
+    assert box.x1 <= 31 and "a very long class name 99%".startswith(box.text) and box.text
+
+
+# --- .mp4: H.264 through PyAV, or OpenCV's mp4v ---------------------------------------------
+class _Lines(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.text = ""
+
+    def emit(self, record):
+        self.text += record.getMessage() + "\n"
+
+
+def _write_mp4(path, video_backend, size=(17, 31), count=3):
+    """Write ``count`` frames of (H, W) ``size``; returns the writer and its log lines (a
+    handler on the demo's logger itself: the demo's setup_logger stops propagation)."""
+    frames = [np.full((*size, 3), 40 * i, np.uint8) for i in range(count)]
+    logger, lines = logging.getLogger("video_mask2former.demo"), _Lines()
+    level = logger.level
+    logger.addHandler(lines)
+    logger.setLevel(logging.INFO)
+    try:
+        with video_io.FrameWriter(path, None, fps=6.0, video_backend=video_backend) as writer:
+            for frame in frames:
+                writer.write(frame)
+    finally:
+        logger.removeHandler(lines)
+        logger.setLevel(level)
+    return writer, lines.text
+
+
+@pytest.mark.skipif(
+    not video_io.h264_available(), reason="needs PyAV with libx264 (pip install av)"
+)
+def test_mp4_is_h264_with_odd_frame_sizes_padded(tmp_path):
+    """The default writer makes a video that browsers play: H.264 (avc1), yuv420p, its index at
+    the start; a 31x17 video is padded to 32x18 (yuv420p needs even sizes)."""
+    import av
+
+    path = tmp_path / "out.mp4"
+    path.write_bytes(b"previous")
+    writer, log = _write_mp4(str(path), video_backend=None)
+    assert "H.264" in writer.codec and "H.264" in log and "padded from 31x17" in log
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.codec_tag == "avc1"
+        assert (stream.width, stream.height) == (32, 18)
+        assert stream.codec_context.pix_fmt == "yuv420p"
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    assert len(decoded) == 3 and abs(int(decoded[2][16, 30, 0]) - 80) <= 6  # last pixels kept
+    data = path.read_bytes()
+    assert data.index(b"moov") < data.index(b"mdat")  # +faststart
+    assert os.listdir(tmp_path) == ["out.mp4"]  # the temporary was renamed
+
+
+def test_mp4_without_pyav_falls_back_to_opencv_mp4v(tmp_path, monkeypatch):
+    import cv2
+
+    monkeypatch.setattr(video_io, "h264_available", lambda: False)
+    path = str(tmp_path / "out.mp4")
+    writer, log = _write_mp4(path, video_backend=None)
+    assert "mp4v" in writer.codec and "pip install av" in log and log.count("\n") == 1
+    capture = cv2.VideoCapture(path)
+    size = (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+    capture.release()
+    assert size == (32, 18) and count == 3  # OpenCV alone crops a 31x17 video to 30x16
+    with open(path, "rb") as f:
+        assert b"mp4v" in f.read()  # the sample entry of the video track
+    with pytest.raises(ValueError, match="needs PyAV"):
+        video_io.FrameWriter(path, None, fps=6.0, video_backend="pyav")
+
+
+@pytest.mark.parametrize("video_backend", ["pyav", "opencv"])
+def test_an_interrupted_mp4_leaves_the_previous_file(tmp_path, video_backend):
+    if video_backend == "pyav" and not video_io.h264_available():
+        pytest.skip("needs PyAV with libx264 (pip install av)")
+    path = tmp_path / "out.mp4"
+    path.write_bytes(b"previous")
+    with pytest.raises(KeyboardInterrupt):
+        with video_io.FrameWriter(str(path), None, 6.0, video_backend=video_backend) as writer:
+            writer.write(np.zeros((18, 32, 3), np.uint8))
+            raise KeyboardInterrupt
+    assert path.read_bytes() == b"previous" and os.listdir(tmp_path) == ["out.mp4"]
