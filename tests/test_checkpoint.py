@@ -219,3 +219,15 @@ def test_url_that_cannot_be_fetched_names_the_url_and_the_cache_path(
     assert url in message and str(tmp_path / "hub" / "checkpoints" / "missing_model.pkl") in message
     assert "\n" not in message
     assert not (tmp_path / "hub" / "checkpoints" / "missing_model.pkl").exists()
+
+
+def test_state_dict_of_a_wrapped_model_loads(tmp_path):
+    """A state dict saved from a (Distributed)DataParallel model has "module." on every key, and
+    other trainers store it under "state_dict": both read as detectron2's checkpointer reads
+    them, by the library and VideoCheckpointer alike."""
+    source = build_tiny_model(seed=1).state_dict()
+    path = tmp_path / "ddp.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in source.items()}}, path)
+    model = build_tiny_model(seed=2)
+    assert load_checkpoint(model, str(path)).ok
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in source.items())

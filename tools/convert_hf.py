@@ -9,41 +9,25 @@ Usage::
     # a transformers folder, weights file or hf://<repo_id>[@revision] -> official .pth / .pkl
     python tools/convert_hf.py --to official hf://<owner>/<name> model.pth --backbone swin_tiny
 
-The key mapping and what each layout lacks are described in :mod:`video_mask2former.hf`. The
-output ``.pkl`` is a detectron2 model-zoo pickle (``{"model": arrays, "__author__": ...}``, exact
-key names); any other output name gets ``torch.save({"model": state_dict})``.
+The key mapping and what each layout lacks are described in
+:mod:`video_mask2former.checkpoint.layouts.hf`. The output ``.pkl`` is a detectron2 model-zoo
+pickle (``{"model": arrays, "__author__": ...}``, exact key names); any other output name gets
+``torch.save({"model": state_dict})``.
 """
 
 import argparse
 import os
-import pickle
 import sys
-from typing import Dict, List, Optional
-
-import torch
+from typing import List, Optional
 
 from video_mask2former.checkpoint import CheckpointFileError, read_checkpoint
+from video_mask2former.checkpoint.layouts.hf import load_hf_state_dict, save_hf_checkpoint
+from video_mask2former.checkpoint.layouts.official import save_official_checkpoint
 from video_mask2former.data.builtin_meta import metadata_for
-from video_mask2former.file_io import atomic_write
-from video_mask2former.hf import HFCheckpointError, load_hf_state_dict, save_hf_checkpoint
 from video_mask2former.modeling.build import BACKBONES
 
 # "__author__" of the written detectron2 pickles (detectron2 logs it when loading).
 PICKLE_AUTHOR = "transformers Mask2Former, converted by tools/convert_hf.py"
-
-
-def save_official(state_dict: Dict[str, torch.Tensor], path: str) -> None:
-    """Write ``.pkl`` (detectron2 pickle of numpy arrays) or, for other names, a ``.pth``."""
-    if path.endswith(".pkl"):
-        # numpy has no bfloat16: such tensors are stored as float32
-        arrays = {
-            k: (v.float() if v.dtype == torch.bfloat16 else v).numpy()
-            for k, v in state_dict.items()
-        }
-        data = {"model": arrays, "__author__": PICKLE_AUTHOR}
-        atomic_write(path, lambda f: pickle.dump(data, f))
-    else:
-        atomic_write(path, lambda f: torch.save({"model": state_dict}, f))
 
 
 def _nearest_existing(path: str) -> str:
@@ -119,9 +103,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             layout = "transformers' Mask2Former layout (config.json + model.safetensors)"
         else:
             weights = load_hf_state_dict(args.input, target=args.backbone)
-            save_official(weights, args.output)
+            save_official_checkpoint(weights, args.output, author=PICKLE_AUTHOR)
             layout = "the official layout"
-    except (HFCheckpointError, CheckpointFileError, OSError, KeyError) as e:
+    except (CheckpointFileError, OSError, KeyError) as e:  # HFCheckpointError included
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"Wrote {args.output}: {len(weights)} official weights in {layout}")

@@ -20,7 +20,7 @@ import torch
 
 from tests.modeling.tiny_video_model import build_tiny_model
 from video_mask2former.checkpoint import CheckpointFileError, load_checkpoint, read_checkpoint
-from video_mask2former.safe_pickle import UnsafePickleError, load_weights_pickle
+from video_mask2former.checkpoint.safe_pickle import UnsafePickleError, load_weights_pickle
 
 
 class _Payload:

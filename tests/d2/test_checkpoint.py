@@ -73,7 +73,7 @@ def test_missing_weights_file():
         VideoCheckpointer(_model(0)).load("model_final_3c8ec9.pkl")
 
 
-# A model of another architecture than the smoke configuration's (as in issue #10).
+# A model of another architecture than the smoke configuration's.
 OTHER_ARCHITECTURE = ("MODEL.MASK_FORMER.HIDDEN_DIM", 32, "MODEL.MASK_FORMER.NUM_OBJECT_QUERIES", 5)
 
 
@@ -285,6 +285,8 @@ def test_malicious_pkl_is_refused_before_it_runs(tmp_path):
 def test_official_pkl_loads_exactly_and_caffe2_pkl_as_detectron2_reads_it(tmp_path, protocol):
     from detectron2.checkpoint import DetectionCheckpointer
 
+    from video_mask2former.checkpoint.layouts.official import d2_pickle_content
+    from video_mask2former.checkpoint.safe_pickle import load_weights_pickle
     from video_mask2former.d2.checkpoint import VideoCheckpointer
 
     source = _model(0).state_dict()
@@ -301,7 +303,7 @@ def test_official_pkl_loads_exactly_and_caffe2_pkl_as_detectron2_reads_it(tmp_pa
     ):
         path = tmp_path / "caffe2.pkl"
         path.write_bytes(pickle.dumps(content, protocol=protocol))
-        ours = VideoCheckpointer(_model(1))._load_pickle(str(path))
+        ours = d2_pickle_content(load_weights_pickle(str(path)))  # what every reader makes of it
         theirs = DetectionCheckpointer(_model(1))._load_file(str(path))
         assert ours.keys() == theirs.keys() and ours["model"].keys() == theirs["model"].keys()
         assert ours["__author__"] == theirs["__author__"]
@@ -330,3 +332,37 @@ def test_save_on_a_full_disk_says_so_and_keeps_the_last_checkpoint(tmp_path, mon
     monkeypatch.undo()
     assert sorted(os.listdir(tmp_path)) == ["last_checkpoint", "model_0000001.pth"]
     assert (tmp_path / "last_checkpoint").read_text() == "model_0000001.pth"
+
+
+def test_refused_weights_leave_the_model_untouched(tmp_path):
+    """The policy is checked before anything is loaded, as the library's load_checkpoint does."""
+    from video_mask2former.checkpoint import CheckpointMismatchError
+    from video_mask2former.d2.checkpoint import VideoCheckpointer
+
+    path = tmp_path / "hidden32.pth"
+    torch.save({"model": _model(0, *OTHER_ARCHITECTURE).state_dict()}, path)
+    model = _model(1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointMismatchError):
+        VideoCheckpointer(model).load(str(path))
+    assert _states_equal(model.state_dict(), before)
+
+
+def test_converted_imagenet_backbone_is_matched_by_name(tmp_path):
+    """tools/convert_torchvision_resnet.py writes keys without "backbone."; detectron2's
+    name-matching heuristics put them in place for a training initialisation."""
+    import torchvision
+
+    from video_mask2former.checkpoint.layouts.imagenet import convert_imagenet_file
+    from video_mask2former.d2.checkpoint import VideoCheckpointer
+
+    torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pth")
+    pkl = str(tmp_path / "R-18.pkl")
+    convert_imagenet_file(str(tmp_path / "r18.pth"), pkl, "torchvision_resnet")
+    model = _model(0, "MODEL.RESNETS.NORM", "FrozenBN")
+    VideoCheckpointer(model, for_training=True).resume_or_load(pkl, resume=False)
+    with open(pkl, "rb") as f:
+        arrays = pickle.load(f)["model"]
+    state = model.state_dict()
+    for key, value in arrays.items():
+        assert np.array_equal(state[f"backbone.{key}"].numpy(), value), key

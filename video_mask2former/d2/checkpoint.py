@@ -1,18 +1,27 @@
-"""``VideoCheckpointer``: detectron2's DetectionCheckpointer with the core's loading policy and
-atomic, verifiable checkpoints.
+"""``VideoCheckpointer``: detectron2's DetectionCheckpointer with the core's file reading and
+loading policy, and atomic, verifiable checkpoints.
 
-Loading (see :mod:`video_mask2former.checkpoint` for the policy):
+Loading is the core's (:mod:`video_mask2former.checkpoint`), so ``MODEL.WEIGHTS`` accepts exactly
+what the library's ``load_checkpoint`` accepts and fails the same way:
 
-* no code from a weights file runs: ``.pkl`` files are read by the restricted unpickler of
-  :mod:`video_mask2former.safe_pickle` (detectron2's own reader calls ``pickle.load``), other
-  files by ``torch.load(weights_only=True)``;
-
+* files are read by :func:`~video_mask2former.checkpoint.read_checkpoint_file`, the one place
+  that decides a file's format (official ``.pkl`` / ``.pth``, Caffe2 and pycls files, transformers'
+  layout, URLs); no code from a weights file runs (detectron2's own reader calls
+  ``pickle.load`` on ``.pkl`` files);
 * a missing weights file raises ``FileNotFoundError`` naming the path and what to do (instead of
   an assertion from deep inside fvcore); a file that is not a checkpoint (truncated, empty,
   another format) raises :class:`~video_mask2former.checkpoint.CheckpointFileError`, one line;
 * weights for inference must fit the model exactly, a training initialisation must cover half of
-  it or its backbone (:func:`~video_mask2former.checkpoint.check_fit`), unless ``allow_partial``
-  (``MODEL.ALLOW_PARTIAL_WEIGHTS``); what did not fit is logged once, instead of fvcore's lists.
+  it or its backbone (:func:`~video_mask2former.checkpoint.load_weights`), unless
+  ``allow_partial`` (``MODEL.ALLOW_PARTIAL_WEIGHTS``); when the policy refuses, nothing is
+  loaded; what did not fit is logged once, instead of fvcore's lists.
+
+What stays detectron2's: the name-matching heuristics of Caffe2 / converted ImageNet files
+(``align_and_update_state_dicts``), the model-zoo URLs (``detectron2://``, through its
+``PathManager``), ``has_checkpoint`` / ``get_checkpoint_file`` and everything the trainer and
+``PeriodicCheckpointer`` call. ``load`` is overridden as a whole (reading, the policy, then the
+checkpointables, as fvcore's ``Checkpointer.load`` does), so no private method of detectron2 or
+fvcore is overridden or reset.
 
 Saving and resuming:
 
@@ -27,32 +36,24 @@ Saving and resuming:
 import logging
 import os
 import re
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.utils.file_io import PathManager
+from detectron2.checkpoint.c2_model_loading import align_and_update_state_dicts
 
-from ..checkpoint import (
-    CheckpointFileError,
-    LoadReport,
-    cached_checkpoint_path,
-    check_fit,
-    is_url,
-    read_checkpoint,
-    unreadable_checkpoint_error,
-    weights_of,
-)
-from .. import hf
-from ..safe_pickle import UnsafePickleError, load_weights_pickle
+from ..checkpoint import CheckpointFileError, is_url, load_weights, read_checkpoint
+from ..checkpoint.formats import CheckpointFile, hf_target, read_checkpoint_file
+from ..checkpoint.layouts.hf import is_hf_location
 from ..file_io import atomic_write, remove_temporaries
 
 __all__ = ["VideoCheckpointer", "check_weights_file"]
 
 logger = logging.getLogger(__name__)
 
-# Path prefixes detectron2's PathManager resolves itself (downloads, model zoo).
-_REMOTE_PREFIXES = ("http://", "https://", "detectron2://", "catalog://", "manifold://")
+# Path prefixes detectron2's PathManager resolves (model zoo, catalogs); http(s) URLs go through
+# the core's cache (video_mask2former.checkpoint.cached_checkpoint_path).
+_D2_PREFIXES = ("detectron2://", "catalog://", "manifold://")
 
 # How the scripts' users set MODEL.WEIGHTS and turn the loading policy off (end of the errors).
 SET_WEIGHTS = (
@@ -66,8 +67,10 @@ _PERIODIC_NAME = re.compile(r"_(\d{7})\.pth$")
 
 
 def check_weights_file(path: str) -> None:
-    """Raise ``FileNotFoundError`` when ``path`` is a local file path that does not exist."""
-    if path and not path.startswith(_REMOTE_PREFIXES) and not os.path.isfile(path):
+    """Raise ``FileNotFoundError`` when ``path`` is a local file path that does not exist (a
+    transformers folder or ``hf://`` name, a URL and a model-zoo path are not checked here)."""
+    remote = is_url(path) or path.startswith(_D2_PREFIXES) or is_hf_location(path)
+    if path and not remote and not os.path.isfile(path):
         raise FileNotFoundError(
             f"Checkpoint {path!r} (MODEL.WEIGHTS) does not exist: download it (see README.md) or "
             f"give an existing .pth/.pkl file or a URL ({SET_WEIGHTS})"
@@ -75,7 +78,8 @@ def check_weights_file(path: str) -> None:
 
 
 class VideoCheckpointer(DetectionCheckpointer):
-    """Loads official ``.pkl`` and this project's ``.pth`` checkpoints into a video model.
+    """Loads official ``.pkl``, this project's ``.pth`` and transformers' checkpoints into a
+    video model, under the core's loading policy.
 
     Args:
         model (nn.Module): the model (DDP-wrapped or not).
@@ -94,107 +98,60 @@ class VideoCheckpointer(DetectionCheckpointer):
         self.for_training = for_training
         self.allow_partial = allow_partial
         self._loading_init = False  # True while loading a training initialisation
-        self._loading_path = None  # the file being loaded, for the messages
 
     # -- loading -----------------------------------------------------------------------------
 
-    def load(self, path, *args, **kwargs):
-        """As detectron2's, under the loading policy; an empty ``path`` is an error for
-        inference (unless ``allow_partial``)."""
-        if not path and not (self._loading_init or self.allow_partial):
-            raise ValueError(
-                "No weights to load (MODEL.WEIGHTS is empty): inference needs trained weights; "
-                f"set MODEL.WEIGHTS to a .pth/.pkl file ({SET_WEIGHTS}), or {OPT_OUT} to run "
-                "the random initialisation."
-            )
-        self._loading_path = path
-        if path and is_url(path):  # one cache and one clear error for the library and the scripts
-            path = cached_checkpoint_path(path)
-        try:
-            if path and hf.is_hf_location(path):  # a folder or hf://: not a file fvcore reads
-                return self._load_hf(path)
-            check_weights_file(path)
-            return super().load(path, *args, **kwargs)
-        finally:
-            self._loading_path = None
-            # DetectionCheckpointer.load leaves this set when loading raises, and asserts it is
-            # None on the next call (resume_or_load's fallback tries another file).
-            self._parsed_url_during_load = None
+    def load(self, path: str, checkpointables: Optional[List[str]] = None) -> Dict[str, Any]:
+        """Load ``path`` into the model under the loading policy, then the ``checkpointables``
+        it holds (all by default), as detectron2's ``load``.
 
-    def _load_hf(self, path):
-        """Load a transformers-layout checkpoint (folder or ``hf://``) under the policy; it
-        holds only the model (no optimizer or iteration)."""
-        checkpoint = {"model": hf.load_hf_state_dict(path, target=self._hf_target())}
-        incompatible = self._load_model(checkpoint)
-        if incompatible is not None:
-            self._log_incompatible_keys(incompatible)
-        return {}
+        Args:
+            path (str): what :func:`~video_mask2former.checkpoint.read_checkpoint_file` reads,
+                or a ``detectron2://`` model-zoo path. Empty: nothing is loaded, which is an
+                error for inference (unless ``allow_partial``).
+            checkpointables (list[str], optional): which of the checkpointables to load.
 
-    def _hf_target(self):
-        return self.model if hf.has_hf_backbone(self.model) else None
+        Returns:
+            dict: the file's other entries (e.g. ``iteration``).
+        """
+        if not path:
+            if not (self._loading_init or self.allow_partial):
+                raise ValueError(
+                    "No weights to load (MODEL.WEIGHTS is empty): inference needs trained "
+                    f"weights; set MODEL.WEIGHTS to a .pth/.pkl file ({SET_WEIGHTS}), or {OPT_OUT}"
+                    " to run the random initialisation."
+                )
+            return super().load(path, checkpointables)  # detectron2: "Initializing from scratch"
+        check_weights_file(path)
+        local = self.path_manager.get_local_path(path) if path.startswith(_D2_PREFIXES) else path
+        self.logger.info(f"Loading {path} ...")
+        checkpoint = read_checkpoint_file(local, target=hf_target(self.model))
+        load_weights(
+            self.model,
+            self._matched_weights(checkpoint),
+            path,
+            for_training=self._loading_init,
+            allow_partial=self.allow_partial,
+            opt_out=OPT_OUT,
+        )
+        extras = dict(checkpoint.extras)
+        for key in self.checkpointables if checkpointables is None else checkpointables:
+            if key in extras:
+                self.logger.info(f"Loading {key} from {path} ...")
+                self.checkpointables[key].load_state_dict(extras.pop(key))
+        return extras
 
-    def _torch_load(self, f):
-        # As fvcore, with weights_only explicit (a checkpoint holds tensors and plain data).
-        return torch.load(f, map_location="cpu", weights_only=True)
-
-    def _load_file(self, filename):
-        try:
-            if filename.endswith(".pkl"):
-                checkpoint = self._load_pickle(filename)
-            else:
-                checkpoint = super()._load_file(filename)
-        except (OSError, MemoryError):
-            raise
-        except UnsafePickleError as e:
-            raise CheckpointFileError(str(e)) from None
-        except Exception as e:  # any decoding failure (zip, pickle, EOF, ...) of a bad file
-            raise unreadable_checkpoint_error(filename, e) from e
-        weights = weights_of(checkpoint, filename)  # a non-empty dict of arrays under "model"
-        if hf.is_hf_checkpoint(weights):  # one transformers weights file (.bin / .pth)
-            model = hf.from_hf_state_dict(weights, source=filename, target=self._hf_target())
-            return {"model": model, "__author__": "transformers"}
-        return checkpoint
-
-    def _load_pickle(self, filename):
-        """A ``.pkl`` as detectron2 reads it, but through the restricted unpickler (no code from
-        the file runs): a detectron2 model-zoo file (``"model"`` and ``"__author__"``) as it is;
-        otherwise a Caffe2 / Detectron1 file, whose arrays (under ``"blobs"`` for detection
-        models) get detectron2's name-matching heuristics, without the ``*_momentum`` entries."""
-        with PathManager.open(filename, "rb") as f:
-            data = load_weights_pickle(f, source=filename)
-        if not isinstance(data, dict):
-            return data  # weights_of names the file and what it holds
-        if "model" in data and "__author__" in data:
-            self.logger.info(f"Reading a file from '{data['__author__']}'")
-            return data
-        arrays = data.get("blobs", data)
-        if not isinstance(arrays, dict):
-            return data
-        arrays = {k: v for k, v in arrays.items() if not k.endswith("_momentum")}
-        return {"model": arrays, "__author__": "Caffe2", "matching_heuristics": True}
-
-    def _load_model(self, checkpoint):
-        incompatible = super()._load_model(checkpoint)
-        if incompatible is not None:
-            # fvcore drops mis-shaped keys before loading, so they also come back as missing.
-            mismatched = {k for k, _, _ in incompatible.incorrect_shapes}
-            report = LoadReport(
-                missing_keys=[k for k in incompatible.missing_keys if k not in mismatched],
-                unexpected_keys=list(incompatible.unexpected_keys),
-                shape_mismatches=list(incompatible.incorrect_shapes),
-                model_sizes={k: v.numel() for k, v in self.model.state_dict().items()},
-            )
-            check_fit(
-                report,
-                self._loading_path,
-                for_training=self._loading_init,
-                allow_partial=self.allow_partial,
-                opt_out=OPT_OUT,
-            )
-        return incompatible
-
-    def _log_incompatible_keys(self, incompatible):
-        """Logged once by :func:`~video_mask2former.checkpoint.check_fit` instead."""
+    def _matched_weights(self, checkpoint: CheckpointFile) -> Dict[str, torch.Tensor]:
+        """The weights under the model's names: those of a Caffe2 / pycls / converted ImageNet
+        file (``matching_heuristics``) renamed by detectron2's heuristics, others as they are."""
+        author = checkpoint.extras.get("__author__")
+        if author:
+            self.logger.info(f"Reading a file from '{author}'")
+        if not checkpoint.matching_heuristics:
+            return checkpoint.weights
+        return align_and_update_state_dicts(
+            self.model.state_dict(), checkpoint.weights, c2_conversion=author == "Caffe2"
+        )
 
     # -- saving ------------------------------------------------------------------------------
 
