@@ -112,9 +112,11 @@ def test_opt_out_loads_what_fits_with_a_warning(tmp_path, caplog):
 
 
 def test_empty_weights_are_an_error_for_inference():
+    """A CheckpointFileError: train_net_video.py prints it as one line (its USER_ERRORS)."""
+    from video_mask2former.checkpoint import CheckpointFileError
     from video_mask2former.d2.checkpoint import VideoCheckpointer
 
-    with pytest.raises(ValueError, match="MODEL.WEIGHTS is empty"):
+    with pytest.raises(CheckpointFileError, match="MODEL.WEIGHTS is empty"):
         VideoCheckpointer(_model(0)).load("")
 
 

@@ -116,7 +116,7 @@ class VideoCheckpointer(DetectionCheckpointer):
         """
         if not path:
             if not (self._loading_init or self.allow_partial):
-                raise ValueError(
+                raise CheckpointFileError(
                     "No weights to load (MODEL.WEIGHTS is empty): inference needs trained "
                     f"weights; set MODEL.WEIGHTS to a .pth/.pkl file ({SET_WEIGHTS}), or {OPT_OUT}"
                     " to run the random initialisation."
