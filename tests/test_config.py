@@ -147,7 +147,7 @@ def test_joint_configs(folder, datasets, ratio, steps, max_iter):
 
 
 def test_checkpoint_max_to_keep_key():
-    """Issue 17: the last 3 periodic checkpoints are kept by default (0 keeps all)."""
+    """The last 3 periodic checkpoints are kept by default (0 keeps all)."""
     cfg = CfgNode(
         {"INPUT": {"CROP": {}}, "SOLVER": {}, "MODEL": {"RESNETS": {}, "SEM_SEG_HEAD": {}}}
     )

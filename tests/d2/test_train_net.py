@@ -127,7 +127,7 @@ def test_missing_weights_is_a_clear_error(synthetic_root, tmp_path):
     proc = subprocess.run(
         cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
     )
-    # One line with the syntax to fix it, no traceback (issue 17).
+    # One line with the syntax to fix it, no traceback.
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("error: Checkpoint 'no_such_model.pkl'") and "MODEL.WEIGHTS PATH" in line
@@ -152,7 +152,7 @@ def test_resume_continues_with_the_same_schedule(trained, synthetic_root, tmp_pa
 
 @pytest.mark.parametrize("weights", ["another_architecture", "no_weights"])
 def test_eval_only_with_weights_that_do_not_fit_fails(synthetic_root, tmp_path, weights):
-    """Issue #10: no random model is scored; the error names the file."""
+    """No random model is scored; the error names the file."""
     import torch
     from detectron2.modeling import build_model
 
@@ -166,7 +166,7 @@ def test_eval_only_with_weights_that_do_not_fit_fails(synthetic_root, tmp_path, 
         torch.save({"model": build_model(video_cfg(SMOKE_CONFIG, opts)).state_dict()}, path)
     output_dir = tmp_path / "output"
     proc = _run_process(synthetic_root, output_dir, "--eval-only", "MODEL.WEIGHTS", str(path))
-    assert proc.returncode == 2  # a user error: "error: ..." without a traceback (issue 17)
+    assert proc.returncode == 2  # a user error: "error: ..." without a traceback
     assert proc.stderr.startswith("error: ") and str(path) in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (output_dir / "inference").exists()  # no results.json
@@ -211,7 +211,7 @@ def _train_net_module():
 
 
 def test_user_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys):
-    """Issue 17: every USER_ERRORS type ends run() with "error: <message>" and status 2; any
+    """Every USER_ERRORS type ends run() with "error: <message>" and status 2; any
     other exception propagates (its traceback is printed)."""
     train_net = _train_net_module()
     for error_type in train_net.USER_ERRORS:

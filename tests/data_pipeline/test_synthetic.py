@@ -99,7 +99,7 @@ def _script_defaults(name):
 
 def test_scripts_write_with_the_writers_defaults():
     """train_net_video.py writes a missing synthetic dataset by calling the writer with its
-    defaults: those must be the scripts' defaults (issue 17: the same files)."""
+    defaults: those must be the scripts' defaults (the same files)."""
     import inspect
 
     from video_mask2former.data.synthetic_images import write_synthetic_coco
