@@ -52,6 +52,8 @@ from setuptools import find_packages, setup
 DEFAULT_CUDA_ARCH_LIST = "8.0;9.0+PTX"
 
 INSTALL_REQUIRES = [
+    # Clip transforms (data/transforms.py: fvcore.transforms).
+    "fvcore>=0.1.5",
     "numpy>=1.24",
     "opencv-python-headless>=4.8",
     "Pillow>=9.0",
@@ -71,7 +73,6 @@ EXTRAS_REQUIRE = {
     "d2": [
         "av>=12",
         "cloudpickle",
-        "fvcore>=0.1.5",
         "omegaconf>=2.1,<2.4",
         "packaging",
         "PyYAML>=6.0",
@@ -79,7 +80,7 @@ EXTRAS_REQUIRE = {
         "tqdm>=4.60",
     ],
     # transformers: the checks of its layout (tests/test_hf.py); packaging: tests/test_packaging.py.
-    "test": ["pytest>=7.0", "fvcore>=0.1.5", "packaging", "transformers>=5.23"]
+    "test": ["pytest>=7.0", "packaging", "transformers>=5.23"]
     + EXPORT_REQUIRES
     + HF_REQUIRES,
 }

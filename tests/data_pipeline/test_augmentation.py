@@ -133,3 +133,96 @@ def test_test_time_resize_and_errors():
         build_clip_augmentation(is_train=True, augmentations=["blur"])
     with pytest.raises(ValueError, match="random_flip"):
         build_clip_augmentation(is_train=True, random_flip="diagonal")
+
+
+# The flips, the crop and the blend are fvcore's transforms (with ``apply_masks``); these tests
+# compare them with plain NumPy on random clips: pixel-exact images, exact masks, contiguous output.
+def _random_clip(seed, t=3, n=4):
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(9, 40)), int(rng.integers(9, 40))
+    frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(t)]
+    return frames, rng.random((n, h, w)) > 0.5, rng
+
+
+def _same(ours, expected):
+    assert ours.dtype == expected.dtype and ours.flags.c_contiguous
+    assert np.array_equal(ours, expected)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fvcore_flips_and_crop_equal_numpy(seed):
+    from video_mask2former.data.augmentation import CropTransform, HFlipTransform, VFlipTransform
+
+    frames, masks, rng = _random_clip(seed)
+    h, w = masks.shape[1:]
+    y0, x0 = int(rng.integers(0, h // 2)), int(rng.integers(0, w // 2))
+    ch, cw = int(rng.integers(1, h - y0 + 1)), int(rng.integers(1, w - x0 + 1))
+    cases = [
+        (HFlipTransform(w), lambda a: a[..., ::-1, :], lambda m: m[:, :, ::-1]),
+        (VFlipTransform(h), lambda a: a[::-1], lambda m: m[:, ::-1]),
+        (
+            CropTransform(x0, y0, cw, ch, orig_w=w, orig_h=h),
+            lambda a: a[y0 : y0 + ch, x0 : x0 + cw],
+            lambda m: m[:, y0 : y0 + ch, x0 : x0 + cw],
+        ),
+    ]
+    for transform, on_image, on_masks in cases:
+        for frame in frames:
+            out = transform.apply_image(frame)
+            _same(out, np.ascontiguousarray(on_image(frame)))
+            assert not np.shares_memory(out, frame)
+        _same(transform.apply_masks(masks), np.ascontiguousarray(on_masks(masks)))
+        assert transform.apply_masks(masks[:0]).shape == (0,) + on_masks(masks).shape[1:]
+
+
+@pytest.mark.parametrize("kind", ["brightness", "contrast", "saturation"])
+def test_fvcore_blend_equals_the_float32_formula(kind):
+    for seed in range(5):
+        frames, masks, rng = _random_clip(seed)
+        weight = float(rng.uniform(0.5, 1.5))
+        for frame in frames:
+            img = frame.astype(np.float32)
+            source = {
+                "brightness": 0.0,
+                "contrast": img.mean(),
+                "saturation": img.dot([0.299, 0.587, 0.114]).astype(np.float32)[:, :, None],
+            }[kind]
+            expected = np.clip((1.0 - weight) * source + weight * img, 0, 255).astype(np.uint8)
+            _same(BlendTransform(kind, weight).apply_image(frame), expected)
+        assert BlendTransform(kind, weight).apply_masks(masks) is masks
+
+
+def test_transform_lists_are_fvcore_and_invert_coordinates():
+    from fvcore.transforms import Transform, TransformList
+
+    aug = build_clip_augmentation(
+        is_train=True, min_size_train=(40,), random_flip="horizontal", crop_enabled=True,
+        crop_type="relative_range", crop_size=(0.5, 0.5), augmentations=["contrast"],
+    )  # fmt: skip
+    frames, _ = _frames()
+    points = np.array([[3.0, 4.0], [20.5, 11.25]])
+    for seed in range(5):
+        _, transforms = aug(frames, np.random.default_rng(seed))
+        for transform in transforms:
+            assert isinstance(transform, TransformList)
+            assert all(isinstance(t, Transform) for t in transform.transforms)
+            moved = transform.apply_coords(points.copy())
+            assert np.allclose(transform.inverse().apply_coords(moved), points)
+
+
+def test_resize_and_rotation_coordinates_follow_the_masks():
+    from video_mask2former.data.augmentation import ResizeTransform, RotationTransform
+
+    resize = ResizeTransform(32, 48, 64, 72)
+    assert np.allclose(
+        resize.apply_coords(np.array([[48.0, 32.0], [6.0, 4.0]])), [[72, 64], [9, 8]]
+    )
+    rotation = RotationTransform(32, 32, 90.0, (16.0, 16.0))
+    assert np.allclose(rotation.apply_coords(np.array([[16.0, 16.0]])), [[16, 16]])
+    # Counter-clockwise on screen (y down): a point right of the centre moves above it.
+    assert np.allclose(rotation.apply_coords(np.array([[20.0, 16.0]])), [[16, 12]])
+    mask = np.zeros((1, 32, 32), dtype=bool)
+    mask[0, 5, 25] = True  # pixel centre (25.5, 5.5)
+    rows, cols = np.nonzero(rotation.apply_masks(mask)[0])
+    x, y = rotation.apply_coords(np.array([[25.5, 5.5]]))[0]
+    assert (rows.tolist(), cols.tolist()) == ([int(y)], [int(x)])

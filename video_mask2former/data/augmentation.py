@@ -12,20 +12,33 @@ detectron2's augmentations as the official video configs use them (``augmentatio
   shortest edge, like the official one.
 - Images are resized bilinearly with PIL and masks with PIL's nearest neighbour (as detectron2);
   colour transforms leave masks unchanged.
+- The transforms (:mod:`.transforms`, re-exported here) are ``fvcore.transforms`` ones (the
+  flips, the crop, the blend, :class:`TransformList`), each given ``apply_masks``; the resize and
+  the rotation are this library's, for parity with detectron2's.
 """
 
 import sys
 from typing import List, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
-from PIL import Image
+
+from .transforms import (
+    BlendTransform,
+    CropTransform,
+    HFlipTransform,
+    ResizeTransform,
+    RotationTransform,
+    Transform,
+    TransformList,
+    VFlipTransform,
+)
 
 __all__ = [
     "Transform",
     "TransformList",
     "ResizeTransform",
-    "FlipTransform",
+    "HFlipTransform",
+    "VFlipTransform",
     "CropTransform",
     "BlendTransform",
     "RotationTransform",
@@ -47,156 +60,6 @@ ROTATION_ANGLE_RANGE = (-15.0, 15.0)  # degrees, counter-clockwise
 ROTATION_CENTER_RANGE = ((0.4, 0.4), (0.6, 0.6))  # relative (x, y) box of the rotation centre
 # detectron2's default INPUT.MAX_SIZE_TRAIN / MAX_SIZE_TEST.
 DEFAULT_MAX_SIZE = 1333
-# ITU-R 601 luma weights of detectron2's RandomSaturation (for RGB input).
-_RGB_TO_GRAY = np.array([0.299, 0.587, 0.114])
-
-
-# ---------------------------------------------------------------------------------------------
-# Deterministic transforms of one frame
-# ---------------------------------------------------------------------------------------------
-class Transform:
-    """A deterministic transform of one frame and its masks."""
-
-    def apply_image(self, image: np.ndarray) -> np.ndarray:
-        """(H, W, 3) uint8 -> (H', W', 3) uint8."""
-        raise NotImplementedError
-
-    def apply_masks(self, masks: np.ndarray) -> np.ndarray:
-        """(N, H, W) bool -> (N, H', W') bool."""
-        raise NotImplementedError
-
-
-class TransformList(Transform):
-    """Transforms applied in order."""
-
-    def __init__(self, transforms: Sequence[Transform]):
-        self.transforms = list(transforms)
-
-    def apply_image(self, image):
-        for t in self.transforms:
-            image = t.apply_image(image)
-        return image
-
-    def apply_masks(self, masks):
-        for t in self.transforms:
-            masks = t.apply_masks(masks)
-        return masks
-
-    def __repr__(self):
-        return f"TransformList({self.transforms})"
-
-
-class ResizeTransform(Transform):
-    """Resize (h, w) -> (new_h, new_w): bilinear for images, nearest for masks (PIL)."""
-
-    def __init__(self, h: int, w: int, new_h: int, new_w: int):
-        self.h, self.w, self.new_h, self.new_w = h, w, new_h, new_w
-
-    def _check(self, shape: Tuple[int, int]):
-        if tuple(shape) != (self.h, self.w):
-            raise ValueError(f"ResizeTransform for {(self.h, self.w)} applied to size {shape}.")
-
-    def apply_image(self, image):
-        self._check(image.shape[:2])
-        resized = Image.fromarray(image).resize((self.new_w, self.new_h), Image.BILINEAR)
-        return np.asarray(resized)
-
-    def apply_masks(self, masks):
-        self._check(masks.shape[1:])
-        out = np.zeros((masks.shape[0], self.new_h, self.new_w), dtype=bool)
-        for i, mask in enumerate(masks):
-            pil = Image.fromarray(mask.astype(np.uint8))
-            out[i] = np.asarray(pil.resize((self.new_w, self.new_h), Image.NEAREST)) > 0
-        return out
-
-    def __repr__(self):
-        return f"ResizeTransform({self.h}x{self.w} -> {self.new_h}x{self.new_w})"
-
-
-class FlipTransform(Transform):
-    """Horizontal (left-right) or vertical (up-down) flip."""
-
-    def __init__(self, horizontal: bool):
-        self.horizontal = horizontal
-
-    def apply_image(self, image):
-        return np.ascontiguousarray(image[:, ::-1] if self.horizontal else image[::-1])
-
-    def apply_masks(self, masks):
-        return np.ascontiguousarray(masks[:, :, ::-1] if self.horizontal else masks[:, ::-1])
-
-    def __repr__(self):
-        return f"FlipTransform(horizontal={self.horizontal})"
-
-
-class CropTransform(Transform):
-    """Keep the (crop_h, crop_w) window whose top-left corner is (y0, x0)."""
-
-    def __init__(self, x0: int, y0: int, crop_w: int, crop_h: int):
-        self.x0, self.y0, self.crop_w, self.crop_h = x0, y0, crop_w, crop_h
-
-    def apply_image(self, image):
-        return image[self.y0 : self.y0 + self.crop_h, self.x0 : self.x0 + self.crop_w].copy()
-
-    def apply_masks(self, masks):
-        return masks[:, self.y0 : self.y0 + self.crop_h, self.x0 : self.x0 + self.crop_w].copy()
-
-    def __repr__(self):
-        return f"CropTransform(x0={self.x0}, y0={self.y0}, w={self.crop_w}, h={self.crop_h})"
-
-
-class BlendTransform(Transform):
-    """``weight * image + (1 - weight) * source`` with source 0 (brightness), the image mean
-    (contrast) or its grayscale (saturation); masks are unchanged."""
-
-    KINDS = ("brightness", "contrast", "saturation")
-
-    def __init__(self, kind: str, weight: float):
-        if kind not in self.KINDS:
-            raise ValueError(f"BlendTransform kind must be one of {self.KINDS}, got {kind!r}.")
-        self.kind, self.weight = kind, float(weight)
-
-    def apply_image(self, image):
-        img = image.astype(np.float32)
-        if self.kind == "brightness":
-            source = 0.0
-        elif self.kind == "contrast":
-            source = img.mean()
-        else:
-            source = img.dot(_RGB_TO_GRAY).astype(np.float32)[:, :, None]
-        out = (1.0 - self.weight) * source + self.weight * img
-        return np.clip(out, 0, 255).astype(np.uint8)
-
-    def apply_masks(self, masks):
-        return masks
-
-    def __repr__(self):
-        return f"BlendTransform({self.kind}, {self.weight:.3f})"
-
-
-class RotationTransform(Transform):
-    """Rotate counter-clockwise by ``angle`` degrees about ``center`` (x, y) in pixels, keeping
-    the frame size (detectron2's ``expand=False``); bilinear for images, nearest for masks."""
-
-    def __init__(self, h: int, w: int, angle: float, center: Tuple[float, float]):
-        self.h, self.w, self.angle = h, w, float(angle)
-        # -0.5: OpenCV's pixel-centre convention, as detectron2 (opencv/opencv#11784).
-        self.matrix = cv2.getRotationMatrix2D((center[0] - 0.5, center[1] - 0.5), self.angle, 1)
-
-    def _warp(self, array: np.ndarray, interp: int) -> np.ndarray:
-        return cv2.warpAffine(array, self.matrix, (self.w, self.h), flags=interp)
-
-    def apply_image(self, image):
-        return self._warp(image, cv2.INTER_LINEAR)
-
-    def apply_masks(self, masks):
-        out = np.zeros_like(masks)
-        for i, mask in enumerate(masks):
-            out[i] = self._warp(mask.astype(np.uint8), cv2.INTER_NEAREST) > 0
-        return out
-
-    def __repr__(self):
-        return f"RotationTransform(angle={self.angle:.2f})"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,7 +140,9 @@ class RandomFlip(ClipAugmentation):
         return bool(rng.random() < self.prob)
 
     def get_transform(self, do_flip, h, w):
-        return FlipTransform(self.horizontal) if do_flip else None
+        if not do_flip:
+            return None
+        return HFlipTransform(w) if self.horizontal else VFlipTransform(h)
 
 
 class RandomCrop(ClipAugmentation):
@@ -317,7 +182,7 @@ class RandomCrop(ClipAugmentation):
     def get_transform(self, u, h, w):
         ch, cw = self._crop_size(u, h, w)
         y0, x0 = int(u[2] * (h - ch + 1)), int(u[3] * (w - cw + 1))
-        return CropTransform(x0, y0, cw, ch)
+        return CropTransform(x0, y0, cw, ch, orig_w=w, orig_h=h)
 
 
 class _RandomBlend(ClipAugmentation):

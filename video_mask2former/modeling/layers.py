@@ -1,6 +1,12 @@
 """Small building blocks shared by the backbone, the pixel decoder and the transformer decoder.
 
-Shapes: N images (B videos x T frames), C channels, H x W spatial size, L tokens, D features.
+Shapes: N images (B videos x T frames), C channels, H x W spatial size, L tokens, D features,
+Q queries, S keys, B batch.
+
+The attention and feed-forward layers live here, once: the decoder's self- / cross-attention
+and FFN layers (:class:`SelfAttentionLayer`, :class:`CrossAttentionLayer`, :class:`FFNLayer`,
+:func:`residual_ffn`, which the pixel decoder's encoder layer also uses), the prediction
+:class:`MLP`, and Swin's :class:`Mlp` and :class:`DropPath`. Each keeps its official key names.
 
 Key names follow detectron2 (``Conv2d`` keeps its normalisation as the ``.norm`` submodule,
 ``FrozenBatchNorm2d`` stores ``weight``/``bias``/``running_mean``/``running_var`` as buffers) so
@@ -225,3 +231,218 @@ def residual_ffn(
     branch = linear2(dropout(activation(linear1(branch))))
     x = x + output_dropout(branch)
     return x if normalize_before else norm(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Attention and feed-forward layers of the transformer decoder
+# ---------------------------------------------------------------------------------------------
+def _with_pos(x: torch.Tensor, pos: Optional[torch.Tensor]) -> torch.Tensor:
+    return x if pos is None else x + pos
+
+
+class _ResidualAttentionLayer(nn.Module):
+    """Multi-head attention with a residual connection and LayerNorm (post- or pre-norm).
+
+    The self- and cross-attention layers differ only in the name of their attention module
+    (``self_attn`` / ``multihead_attn``, the official key names) and in where the keys come from.
+    """
+
+    def __init__(
+        self,
+        attention_name: str,
+        *,
+        d_model: int,
+        nhead: int,
+        dropout: float = 0.0,
+        normalize_before: bool = False,
+    ):
+        super().__init__()
+        self._attention_name = attention_name
+        self.add_module(attention_name, nn.MultiheadAttention(d_model, nhead, dropout=dropout))
+        self.norm = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.normalize_before = normalize_before
+        xavier_init_matrices(self)
+
+    def _attend(
+        self,
+        tgt: torch.Tensor,
+        query_pos: Optional[torch.Tensor],
+        memory: Optional[torch.Tensor],
+        pos: Optional[torch.Tensor],
+        attn_mask: Optional[torch.Tensor],
+        key_padding_mask: Optional[torch.Tensor],
+    ) -> torch.Tensor:
+        """Attend from ``tgt`` to ``memory`` (to ``tgt`` itself when ``memory`` is None)."""
+        x = self.norm(tgt) if self.normalize_before else tgt
+        query = _with_pos(x, query_pos)
+        if memory is None:
+            key, value = query, x
+        else:
+            key, value = _with_pos(memory, pos), memory
+        attention = getattr(self, self._attention_name)
+        out = attention(
+            query, key, value=value, attn_mask=attn_mask, key_padding_mask=key_padding_mask
+        )[0]
+        tgt = tgt + self.dropout(out)
+        return tgt if self.normalize_before else self.norm(tgt)
+
+
+class SelfAttentionLayer(_ResidualAttentionLayer):
+    """Self-attention among the queries (key name ``self_attn``).
+
+    Args:
+        d_model (int): C.
+        nhead (int): attention heads.
+        dropout (float): dropout probability.
+        normalize_before (bool): pre-norm instead of post-norm.
+    """
+
+    def __init__(self, *, d_model: int, nhead: int, dropout: float = 0.0, normalize_before=False):
+        super().__init__(
+            "self_attn",
+            d_model=d_model,
+            nhead=nhead,
+            dropout=dropout,
+            normalize_before=normalize_before,
+        )
+
+    def forward(
+        self,
+        tgt: torch.Tensor,
+        tgt_mask: Optional[torch.Tensor] = None,
+        tgt_key_padding_mask: Optional[torch.Tensor] = None,
+        query_pos: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """(Q, B, C) -> (Q, B, C); ``query_pos`` (Q, B, C) is added to queries and keys."""
+        return self._attend(tgt, query_pos, None, None, tgt_mask, tgt_key_padding_mask)
+
+
+class CrossAttentionLayer(_ResidualAttentionLayer):
+    """Cross-attention from the queries to the features (key name ``multihead_attn``).
+
+    Args: as :class:`SelfAttentionLayer`.
+    """
+
+    def __init__(self, *, d_model: int, nhead: int, dropout: float = 0.0, normalize_before=False):
+        super().__init__(
+            "multihead_attn",
+            d_model=d_model,
+            nhead=nhead,
+            dropout=dropout,
+            normalize_before=normalize_before,
+        )
+
+    def forward(
+        self,
+        tgt: torch.Tensor,
+        memory: torch.Tensor,
+        memory_mask: Optional[torch.Tensor] = None,
+        memory_key_padding_mask: Optional[torch.Tensor] = None,
+        pos: Optional[torch.Tensor] = None,
+        query_pos: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """Attend from the queries to the memory.
+
+        Args:
+            tgt (Tensor): (Q, B, C) queries.
+            memory (Tensor): (S, B, C) keys/values (S = T*h*w for a video level).
+            memory_mask (Tensor, optional): (B*heads, Q, S) bool, True = may not attend.
+            memory_key_padding_mask (Tensor, optional): (B, S) bool.
+            pos (Tensor, optional): (S, B, C) added to the keys.
+            query_pos (Tensor, optional): (Q, B, C) added to the queries.
+
+        Returns:
+            Tensor: (Q, B, C).
+        """
+        return self._attend(tgt, query_pos, memory, pos, memory_mask, memory_key_padding_mask)
+
+
+class FFNLayer(nn.Module):
+    """Feed-forward block with residual connection and LayerNorm (see :func:`residual_ffn`).
+
+    Args:
+        d_model (int): C.
+        dim_feedforward (int): hidden width.
+        dropout (float): dropout probability.
+        activation (str): "relu", "gelu" or "glu".
+        normalize_before (bool): pre-norm instead of post-norm.
+    """
+
+    def __init__(
+        self,
+        *,
+        d_model: int,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.0,
+        activation: str = "relu",
+        normalize_before: bool = False,
+    ):
+        super().__init__()
+        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.dropout = nn.Dropout(dropout)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.norm = nn.LayerNorm(d_model)
+        self.activation = activation_fn(activation)
+        self.normalize_before = normalize_before
+        xavier_init_matrices(self)
+
+    def forward(self, tgt: torch.Tensor) -> torch.Tensor:
+        """(..., C) -> (..., C)."""
+        return residual_ffn(
+            tgt,
+            self.linear1,
+            self.linear2,
+            self.norm,
+            self.activation,
+            self.dropout,
+            self.dropout,
+            self.normalize_before,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Swin Transformer block parts
+# ---------------------------------------------------------------------------------------------
+def drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: zero whole samples of a residual branch with probability ``drop_prob``.
+
+    Args:
+        x (Tensor): (N, ...) branch output.
+
+    Returns:
+        Tensor: (N, ...) with dropped samples zeroed and kept ones scaled by ``1 / (1 - p)``.
+    """
+    if drop_prob == 0.0 or not training:
+        return x
+    keep_prob = 1.0 - drop_prob
+    keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep_prob)
+    return x * keep / keep_prob
+
+
+class DropPath(nn.Module):
+    """Module form of :func:`drop_path`."""
+
+    def __init__(self, drop_prob: float = 0.0):
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(x, self.drop_prob, self.training)
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob}"
+
+
+class Mlp(nn.Module):
+    """Two-layer GELU MLP of a transformer block (keys ``fc1``, ``fc2``)."""
+
+    def __init__(self, *, dim: int, hidden_dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dim, dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
