@@ -173,6 +173,24 @@ def test_dataset_ratio_is_checked_at_setup(ratio, text):
     assert text in message and "DATASETS.DATASET_RATIO" in message and "\n" not in message
 
 
+@pytest.mark.parametrize(
+    "opts, text",
+    [
+        (["MODEL.FOO", "1"], "command-line options: Non-existent key: MODEL.FOO"),
+        (["SOLVER.MAX_ITER"], "command-line options: Override list has odd length"),
+    ],
+    ids=["unknown key", "key without value"],
+)
+def test_unknown_keys_are_config_errors(opts, text):
+    """yacs asserts on these (a traceback from train_net_video.py); a ConfigError is one line."""
+    from tests.d2.helpers import video_cfg
+    from video_mask2former.d2.config import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        video_cfg(None, opts)
+    assert str(info.value).startswith(text) and "\n" not in str(info.value)
+
+
 def test_train_net_with_too_few_classes_stops_before_training(synthetic_root, tmp_path):
     """The script end to end: NUM_CLASSES 2 on the 3-category synthetic set exits non-zero with
     the one-line reason, and no iteration runs."""

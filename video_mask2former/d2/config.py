@@ -19,8 +19,8 @@ def get_video_cfg(config_file: Optional[str] = None, opts: Sequence = ()) -> Cfg
     and ``opts`` (``[KEY, VALUE, ...]``), then checked (:func:`check_video_config`); not frozen.
 
     Raises:
-        ConfigError: a value of the wrong type (naming the file or the options, and the key).
-        KeyError: an unknown key (yacs's error).
+        ConfigError: a value of the wrong type or an unknown key (naming the file or the
+            options, and the key).
     """
     cfg = get_cfg()
     add_maskformer2_config(cfg)
@@ -37,6 +37,8 @@ def _merge(merge, source, what: str) -> None:
         merge(source)
     except ValueError as e:  # yacs: "Type mismatch ... for config key: K"
         raise ConfigError(f"{what}: {e}") from None
+    except (AssertionError, KeyError) as e:  # yacs: "Non-existent key: K", an odd-length list
+        raise ConfigError(f"{what}: {str(e).strip(chr(39) + chr(34))}") from None
 
 
 def check_video_config(cfg: CfgNode) -> None:
