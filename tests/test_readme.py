@@ -59,7 +59,7 @@ RULES: List[Rule] = [
     Rule(r"^pip install -r requirements\.txt", skip=".ci/run runs the install line verbatim"),
     Rule(r"^python -m pytest -q tests$", skip="the test suite itself (this file is part of it)"),
     # --- quick start (synthetic data) ---
-    Rule(r"^export DETECTRON2_DATASETS=datasets$"),
+    Rule(r"^export DETECTRON2_DATASETS=datasets\b"),
     Rule(
         r"^python datasets/prepare_synthetic_ytvis\.py --out datasets/ytvis_synthetic$",
         creates=("datasets/ytvis_synthetic/train.json", "datasets/ytvis_synthetic/valid.json"),
@@ -106,9 +106,18 @@ RULES: List[Rule] = [
     ),
     # --- live video ---
     Rule(r"--input 0 --online", skip="a camera (--input 0) and a placeholder config (...)"),
+    Rule(
+        r"--input datasets/ytvis_synthetic/valid/JPEGImages/video_00001 --online",
+        creates=("output/live.mp4", "output/live.jsonl"),
+    ),
     # --- Hugging Face, export: the official checkpoint ---
     Rule(r"hf://<repo_id>", skip="network (the Hugging Face Hub)"),
     Rule(r"model_final_34112b\.pkl", skip="network: the official R50 checkpoint (a download)"),
+    Rule(
+        r"^python tools/export_model\.py .*--output output/quick\.onnx",
+        creates=("output/quick.onnx",),
+    ),
+    Rule(r"--onnx-model output/quick\.onnx", creates=("output/demo_onnx.mp4",)),
     # --- GPU ---
     Rule(r"^python tools/gpu_report\.py", skip="a GPU"),
 ]
@@ -198,7 +207,7 @@ def test_readme_commands_run_as_written(tmp_path):
         rule = rule_for(command)
         if rule is None or rule.skip:
             continue
-        export = re.fullmatch(r"export (\w+)=(\S+)", command)
+        export = re.match(r"export (\w+)=(\S+)", command)
         if export:
             env[export.group(1)] = export.group(2)
             continue
