@@ -34,7 +34,7 @@ from wording import plural
 
 from video_mask2former.data.live import LiveSource, is_camera_or_url, open_stream_input
 from video_mask2former.evaluation.results import encode_mask_frames
-from video_mask2former.modeling.streaming import FrameResult, StreamPolicy
+from video_mask2former.inference.streaming import FrameResult, StreamPolicy
 from video_mask2former.structures import RLEVideoMask
 
 logger = logging.getLogger("video_mask2former.demo")

@@ -118,7 +118,7 @@ def test_writers_check_their_path_before_any_frame(online, tmp_path):
 def test_a_track_keeps_its_colour(online):
     import visualizer
 
-    from video_mask2former.modeling.streaming import FrameResult, StreamInstance
+    from video_mask2former.inference.streaming import FrameResult, StreamInstance
     from video_mask2former.structures import encode_masks
 
     mask = np.zeros((1, 16, 16), bool)
