@@ -5,10 +5,11 @@ from typing import Callable, Iterable, Optional, Tuple
 
 import numpy as np
 import torch
-from video_mask2former.d2.build import build_inference_model
-from video_mask2former.d2.mapper import build_clip_augmentation_from_cfg
-from video_mask2former.export import OnnxWindowPredictor
-from video_mask2former.inference import VideoStream, windowed_inference
+
+from ...export import OnnxWindowPredictor
+from ...inference import VideoStream, windowed_inference
+from ..build import build_inference_model
+from ..mapper import build_clip_augmentation_from_cfg
 
 __all__ = ["VideoPredictor"]
 
