@@ -61,6 +61,8 @@ INSTALL_REQUIRES = [
     "scipy>=1.10",
     # Strict JPEG decoding (video_mask2former/data/frames.py).
     "simplejpeg>=1.6",
+    # Progress bars of the demo's loops (video_mask2former/demo/online.py); fvcore needs it too.
+    "tqdm>=4.60",
 ]
 EXPORT_REQUIRES = ["onnx>=1.17", "onnxscript>=0.5", "onnxruntime>=1.20"]
 HF_REQUIRES = ["safetensors>=0.4", "huggingface_hub>=0.30"]
@@ -68,8 +70,9 @@ EXTRAS_REQUIRE = {
     "export": EXPORT_REQUIRES,
     "hf": HF_REQUIRES,
     # detectron2 is not on PyPI: it is built from source with --no-deps (README). These are its
-    # PyPI dependencies that the plugin and scripts load (tabulate: d2/joint.py, tqdm: demo_video/)
-    # and av, the demo's H.264 writer (demo_video/video_io.py; OpenCV's mp4v without it).
+    # PyPI dependencies that the plugin and scripts load (tabulate: d2/joint.py)
+    # and av, the demo's H.264 writer (video_mask2former/visualization/video_io.py; OpenCV's mp4v
+    # without it).
     "d2": [
         "av>=12",
         "cloudpickle",
@@ -77,10 +80,10 @@ EXTRAS_REQUIRE = {
         "packaging",
         "PyYAML>=6.0",
         "tabulate",
-        "tqdm>=4.60",
     ],
-    # transformers: the checks of its layout (tests/test_hf.py); packaging: tests/test_packaging.py.
-    "test": ["pytest>=7.0", "packaging", "transformers>=5.23"]
+    # transformers: the checks of its layout (tests/test_hf.py); packaging: tests/test_packaging.py;
+    # av: the H.264 writer's tests (tests/visualization/, skipped without it).
+    "test": ["pytest>=7.0", "packaging", "transformers>=5.23", "av>=12"]
     + EXPORT_REQUIRES
     + HF_REQUIRES,
 }

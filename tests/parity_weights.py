@@ -16,6 +16,8 @@ from typing import Dict
 import torch
 from torch import nn
 
+from video_mask2former.inference import network_outputs
+
 # Scale of biases, running means and other small tensors (rule 4 of the README).
 _SMALL_SCALE = 0.02
 # Spread of norm weights and running variances around 1 (rules 1 and 2).
@@ -92,7 +94,7 @@ def check_r50_raw_outputs(model: nn.Module, fixture: Dict[str, torch.Tensor]) ->
     height, width = fixture["output_size"]
     video = {"image": [f.float() for f in fixture["video"]], "height": height, "width": width}
     with torch.no_grad():
-        outputs, _, _ = model.inference_raw([video], keep_aux=True)
+        outputs, _, _ = network_outputs(model, [video], keep_aux=True)
     pairs = {
         "pred_logits": outputs["pred_logits"][0],
         "pred_masks": outputs["pred_masks"][0],

@@ -21,7 +21,7 @@ from video_mask2former.export import (
     exporter_notices,
 )
 from video_mask2former.modeling.build import build_video_maskformer
-from video_mask2former.modeling.windowed_inference import windowed_inference
+from video_mask2former.inference.windowed import windowed_inference
 
 HEIGHT, WIDTH = 70, 100  # not multiples of 32: the network pads inside
 ONNX_TOLERANCE = 1e-3

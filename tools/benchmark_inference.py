@@ -27,11 +27,12 @@ def run_network(args: argparse.Namespace) -> dict:
     """Run the network once on a random video; save its raw outputs to ``args.raw``."""
     import torch
 
-    from video_mask2former.modeling.build import build_video_maskformer
+    from video_mask2former.build import build_inference_model
+    from video_mask2former.inference import network_outputs
 
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
-    model = build_video_maskformer("R50").to(device).eval()
+    model = build_inference_model("R50", device=device)  # random weights: a measurement
     generator = torch.Generator().manual_seed(args.seed)
     video = {
         "image": [
@@ -43,7 +44,7 @@ def run_network(args: argparse.Namespace) -> dict:
 
     def forward():
         with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            outputs, padded_size, sizes = model.inference_raw([video])
+            outputs, padded_size, sizes = network_outputs(model, [video])
         if device.type == "cuda":
             torch.cuda.synchronize()
         return outputs, padded_size, sizes
@@ -69,7 +70,7 @@ def run_postprocess(args: argparse.Namespace) -> dict:
     """Post-process the raw outputs in ``args.raw`` (its own process: its own peak memory)."""
     import torch
 
-    from video_mask2former.modeling.inference import video_inference, video_inference_reference
+    from video_mask2former.inference.postprocess import video_inference, video_inference_reference
 
     device = torch.device(args.device)
     raw = torch.load(args.raw, weights_only=True)

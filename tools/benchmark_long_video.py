@@ -167,14 +167,13 @@ def run_setting(args: argparse.Namespace) -> Dict:
     """Child: build the model, warm up, time one inference of T frames; return the row."""
     import torch
 
-    from video_mask2former.modeling.build import build_video_maskformer
+    from video_mask2former.build import build_inference_model
 
     device = torch.device(args.device)
     if device.type == "cpu":
         limit_address_space(args.memory_limit_gb)
     torch.manual_seed(args.seed)
-    model = build_video_maskformer(args.backbone, num_classes=args.num_classes)
-    model = model.to(device).eval()
+    model = build_inference_model(args.backbone, num_classes=args.num_classes, device=device)
     model.window_size = 0  # "whole" goes through forward(); "windowed" passes its W explicitly
     parts = {"frames": 0.0, "network": 0.0}
     model.predict = _timed_calls(model.predict, device, parts, "network")

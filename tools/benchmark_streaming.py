@@ -39,8 +39,8 @@ from typing import Callable, Dict, List
 import torch
 from tabulate import tabulate
 
-from video_mask2former.modeling.streaming import StreamPolicy, VideoStream, collect_video_result
-from video_mask2former.modeling.windowed_inference import windowed_inference
+from video_mask2former.inference.streaming import StreamPolicy, VideoStream, collect_video_result
+from video_mask2former.inference.windowed import windowed_inference
 
 # Window sizes compared: per-frame online (MinVIS), short and longer semi-online windows.
 DEFAULT_WINDOW_SIZES = (1, 2, 5)
@@ -63,28 +63,23 @@ PERCENT = 100.0
 
 def build_from_config(config_file: str, weights: str, device: str):
     """A model of a detectron2 config (random weights when ``weights`` is empty) and the cfg."""
-    from detectron2.modeling import build_model
-
-    from video_mask2former.checkpoint import load_checkpoint
+    from video_mask2former.d2 import build_inference_model
     from video_mask2former.d2.config import get_video_cfg
 
     cfg = get_video_cfg(config_file)
     cfg.MODEL.DEVICE = device
+    cfg.MODEL.WEIGHTS = weights
     cfg.freeze()
-    model = build_model(cfg).eval()
-    if weights:
-        load_checkpoint(model, weights)
-    return model, cfg
+    return build_inference_model(cfg, random_weights=True), cfg
 
 
 def build_model(args):
     if args.config_file:
         return build_from_config(args.config_file, args.weights, args.device)[0]
-    from video_mask2former.modeling.build import build_video_maskformer
+    from video_mask2former.build import build_inference_model
 
     torch.manual_seed(args.seed)
-    model = build_video_maskformer(args.backbone, num_classes=args.num_classes)
-    return model.to(args.device).eval()
+    return build_inference_model(args.backbone, num_classes=args.num_classes, device=args.device)
 
 
 # ---------------------------------------------------------------------------------------------

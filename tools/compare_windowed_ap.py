@@ -18,9 +18,7 @@ import tempfile
 import time
 
 import torch
-from detectron2.modeling import build_model
-
-from video_mask2former.checkpoint import load_checkpoint
+from video_mask2former.d2 import build_inference_model
 from video_mask2former.d2.config import get_video_cfg
 from video_mask2former.d2.mapper import YTVISDatasetMapper
 from video_mask2former.data.builtin_meta import metadata_for
@@ -49,10 +47,9 @@ def get_parser() -> argparse.ArgumentParser:
 def build(args):
     cfg = get_video_cfg(args.config_file)
     cfg.MODEL.DEVICE = args.device
+    cfg.MODEL.WEIGHTS = args.weights
     cfg.freeze()
-    model = build_model(cfg).eval()
-    load_checkpoint(model, args.weights)
-    return cfg, model
+    return cfg, build_inference_model(cfg)
 
 
 def main() -> None:

@@ -77,34 +77,26 @@ def build_model(args: argparse.Namespace) -> torch.nn.Module:
     """
     if args.config_file:
         try:
-            from detectron2.modeling import build_model as d2_build_model
+            from video_mask2former.d2 import build_inference_model as build_from_config
         except ImportError:
             raise UsageError(
                 "--config-file needs detectron2; without it use --backbone / --weights"
             ) from None
-        from video_mask2former.d2.checkpoint import VideoCheckpointer
         from video_mask2former.d2.config import get_video_cfg
 
         cfg = get_video_cfg(args.config_file, args.opts)
         cfg.MODEL.DEVICE = "cpu"
-        model = d2_build_model(cfg).eval()
-        if cfg.MODEL.WEIGHTS:
-            VideoCheckpointer(model).load(cfg.MODEL.WEIGHTS)
-        else:
+        if not cfg.MODEL.WEIGHTS:
             print("MODEL.WEIGHTS is empty: exporting random weights", file=sys.stderr)
-        return model
+        return build_from_config(cfg, random_weights=True)
     if args.opts:
         raise UsageError(f"KEY VALUE overrides {args.opts} need --config-file")
     check_weights_argument(args.weights)
-    from video_mask2former.checkpoint import load_checkpoint
-    from video_mask2former.modeling.build import build_video_maskformer
+    from video_mask2former.build import build_inference_model
 
-    model = build_video_maskformer(args.backbone, num_classes=args.num_classes).eval()
-    if args.weights:
-        load_checkpoint(model, args.weights)
-    else:
+    if not args.weights:
         print("no --weights: exporting random weights", file=sys.stderr)
-    return model
+    return build_inference_model(args.backbone, args.weights, num_classes=args.num_classes)
 
 
 def test_frames(args: argparse.Namespace, num_frames: int) -> torch.Tensor:

@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from video_mask2former.modeling.build import build_video_maskformer
+from video_mask2former.build import build_inference_model
 
 TOP_OPERATORS = 25  # rows of the printed table
 DEFORMABLE_ATTENTION_KERNELS = ("mask2former_ops", "MSDeformAttn", "ms_deform")
@@ -92,7 +92,7 @@ def main():
 
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
-    model = build_video_maskformer(args.backbone).to(device).eval()
+    model = build_inference_model(args.backbone, device=device)  # random weights
     generator = torch.Generator().manual_seed(args.seed)
     frames = [
         torch.randint(0, 256, (3, args.height, args.width), generator=generator, dtype=torch.uint8)

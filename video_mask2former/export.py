@@ -4,7 +4,7 @@ Shapes: T frames of the window, Q queries, K classes (+1 no-object), C query cha
 frames, Hp x Wp the padded frames (multiples of the size divisibility), h x w = Hp/4 x Wp/4.
 
 :class:`WindowNetwork` takes ``frames`` (T, 3, H, W) float32 RGB in 0..255 and returns exactly
-what windowed inference consumes (:class:`~video_mask2former.modeling.windowed_inference.
+what windowed inference consumes (:class:`~video_mask2former.inference.windowed.
 WindowOutput`): ``pred_logits`` (Q, K+1), ``pred_masks`` (Q, T, h, w) and ``pred_embeds`` (Q, C).
 Normalisation and padding are inside, so an exported file is used on raw frames.
 
@@ -44,7 +44,8 @@ from torch.nn import functional as F
 
 from mask2former_ops import MSDeformAttn
 
-from .modeling.windowed_inference import WindowOutput
+from .data.frame_checks import as_chw_tensor, check_frame
+from .inference.windowed import WindowOutput
 
 OUTPUT_NAMES = ("pred_logits", "pred_masks", "pred_embeds")
 # Largest window the exported graph accepts (its frame axis is dynamic from 1 to this).
@@ -280,13 +281,20 @@ def _metadata_int(path: str, metadata: Dict[str, str], key: str) -> Optional[int
         ) from None
 
 
+def _checked_chw_tensor(frame) -> torch.Tensor:
+    """A (3, H, W) tensor of a frame given as a (3, H, W) tensor or an (H, W, 3) RGB array,
+    checked by :func:`~video_mask2former.data.frame_checks.check_frame` (as the model's modes)."""
+    check_frame(frame, "a frame of the window")
+    return as_chw_tensor(frame)
+
+
 def _padded(size: int, divisor: int) -> int:
     return -(-size // divisor) * divisor
 
 
 class OnnxWindowPredictor:
-    """``predict_window`` for :func:`~video_mask2former.modeling.windowed_inference.
-    windowed_inference` and :class:`~video_mask2former.modeling.streaming.VideoStream`, backed by
+    """``predict_window`` for :func:`~video_mask2former.inference.windowed.
+    windowed_inference` and :class:`~video_mask2former.inference.streaming.VideoStream`, backed by
     an ONNX file written by :func:`export_onnx`.
 
     The file is checked when it is opened: one input ``frames`` (T, 3, H, W), the outputs
@@ -423,9 +431,7 @@ class OnnxWindowPredictor:
 
     def __call__(self, frames: Sequence) -> WindowOutput:
         """Predict one window: W frames, each (3, H, W) RGB tensors / arrays or (H, W, 3) uint8."""
-        from .modeling.video_maskformer import _as_chw_tensor
-
-        batch = torch.stack([_as_chw_tensor(frame).float() for frame in frames])
+        batch = torch.stack([_checked_chw_tensor(frame).float() for frame in frames])
         self.check_frame_size(batch.shape[2:])
         logits, masks, embeds = self.session.run(
             list(OUTPUT_NAMES), {"frames": np.ascontiguousarray(batch.numpy())}

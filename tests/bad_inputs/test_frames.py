@@ -14,7 +14,7 @@ from PIL import Image
 
 from tests.modeling.tiny_video_model import build_tiny_model, random_video
 from video_mask2former.data.frame_checks import FrameError, FrameSizeError
-from video_mask2former.modeling.streaming import StreamPolicy, collect_video_result
+from video_mask2former.inference.streaming import StreamPolicy, collect_video_result
 
 SIZE = 32
 

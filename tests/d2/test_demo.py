@@ -279,21 +279,14 @@ def test_demo_runs_the_network_from_an_onnx_file(synthetic_root, weights, tmp_pa
 
 
 # --- the demo in-process (demo.main), for the checks that need no subprocess ------------------
-DEMO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "demo_video")
-_DEMO_MODULES = ("demo", "online", "video_io", "visualizer", "categories", "predictor")
-
-
 @pytest.fixture
-def demo(monkeypatch):
-    """demo_video/demo.py imported as a module (sys.path and the demo's modules restored after)."""
-    import importlib
+def demo():
+    """The demo's command line in-process (video_mask2former.d2.demo.cli, what demo.py runs)."""
+    from video_mask2former.d2.demo import cli
 
-    monkeypatch.syspath_prepend(DEMO_DIR)  # also undoes demo.py's own sys.path change
-    for name in _DEMO_MODULES:
-        sys.modules.pop(name, None)
-    yield importlib.import_module("demo")
-    for name in _DEMO_MODULES:
-        sys.modules.pop(name, None)
+    names = dict(vars(cli))
+    yield cli
+    vars(cli).update(names)  # some tests replace its names (VideoPredictor, VideoVisualizer)
 
 
 def demo_argv(*args, weights=None, opts=()):
@@ -355,14 +348,12 @@ def smoke_onnx(weights, tmp_path_factory):  # noqa: F811
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     import torch
-    from detectron2.modeling import build_model
 
     from tests.d2.helpers import SMOKE_CONFIG, video_cfg
-    from video_mask2former.d2.checkpoint import VideoCheckpointer
+    from video_mask2former.d2 import build_inference_model
     from video_mask2former.export import export_onnx
 
-    model = build_model(video_cfg(SMOKE_CONFIG)).eval()
-    VideoCheckpointer(model).load(weights)
+    model = build_inference_model(video_cfg(SMOKE_CONFIG, ["MODEL.WEIGHTS", weights]))
     path = str(tmp_path_factory.mktemp("onnx") / "smoke.onnx")
     export_onnx(model, torch.zeros(2, 3, 64, 80), path)
     return path

@@ -9,7 +9,7 @@ import torch
 from tests.conftest import DATA_DIR, requires_cuda
 from tests.parity_weights import KEY_FILES, check_r50_raw_outputs, deterministic_state_dict
 from video_mask2former.modeling.build import build_video_maskformer
-from video_mask2former.modeling.inference import video_inference, video_inference_reference
+from video_mask2former.inference.postprocess import video_inference, video_inference_reference
 
 PARITY_DIR = os.path.join(DATA_DIR, "parity")
 

@@ -7,6 +7,7 @@ import torch
 
 from tests.modeling.tiny_video_model import DEC_LAYERS, NUM_CLASSES, build_tiny_model, random_video
 from video_mask2former.data.frame_checks import FrameError, FrameSizeError
+from video_mask2former.inference import network_outputs
 from video_mask2former.modeling.video_maskformer import pad_images
 from video_mask2former.structures import FrameInstances
 
@@ -134,7 +135,7 @@ def test_autocast_bf16_cpu_inference():
     model = build_tiny_model().eval()
     video = {"image": random_video(2, 37, 45), "height": 40, "width": 50}
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        outputs, _, _ = model.inference_raw([video])
+        outputs, _, _ = network_outputs(model, [video])
         result = model([video])
     assert torch.isfinite(outputs["pred_logits"].float()).all()
     assert torch.isfinite(outputs["pred_masks"].float()).all()

@@ -17,7 +17,7 @@ and :attr:`LiveSource.stop_reason` then says why:
 - ``"read error after N frames: ..."``: OpenCV raised while reading (also ``dropped``).
 
 Frames keep the size the capture gives; a stream whose frame size changes mid-way is passed
-through as it is (:class:`~video_mask2former.modeling.streaming.VideoStream` rejects it, as every
+through as it is (:class:`~video_mask2former.inference.streaming.VideoStream` rejects it, as every
 inference mode rejects a video with frames of two sizes).
 
 What the capture gives is turned into (H, W, 3) uint8 RGB, with the rules of

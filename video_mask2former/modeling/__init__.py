@@ -2,7 +2,8 @@
 
 Start from :func:`video_mask2former.modeling.build.build_video_maskformer`, which builds the
 official YouTube-VIS configurations; the parts live one per module (backbone/, pixel_decoder,
-transformer_decoder, head, criterion, matcher, video_maskformer, inference). Long videos:
-windowed_inference (offline, bounded memory) and streaming (online, per-frame results with stable
-track ids: ``model.stream(window_size=W)``).
+transformer_decoder, head, criterion, matcher, video_maskformer). Inference (whole video,
+windowed, streaming) and its post-processing live in :mod:`video_mask2former.inference`; a model
+ready for inference (weights loaded, eval mode) comes from
+:func:`video_mask2former.build.build_inference_model`.
 """

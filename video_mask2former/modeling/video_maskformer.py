@@ -28,15 +28,10 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from ..data.frame_checks import as_chw_tensor, check_frame, check_video_frames, frame_size
-from .inference import DEFAULT_CHUNK_SIZE, DEFAULT_TOPK, video_inference
-from .streaming import StreamPolicy, VideoStream
-from .windowed_inference import (
-    WindowOutput,
-    check_output_size,
-    check_window_size,
-    windowed_inference,
-)
+from ..inference.modes import infer_video, predict_window, run_windowed, window_predictor
+from ..inference.postprocess import DEFAULT_CHUNK_SIZE, DEFAULT_TOPK
+from ..inference.streaming import StreamPolicy, VideoStream
+from ..inference.windowed import WindowOutput, check_window_size
 
 
 def pad_images(
@@ -87,7 +82,7 @@ class VideoMaskFormer(nn.Module):
         inference_chunk_size (int, optional): frames upsampled at a time at inference.
         window_size (int): 0 runs inference on the whole video at once (the paper); W > 0 runs
             it on consecutive windows of W frames linked into tracks, with memory that does not
-            grow with the video's length (see :mod:`.windowed_inference`).
+            grow with the video's length (see :mod:`video_mask2former.inference.windowed`).
     """
 
     def __init__(
@@ -184,7 +179,7 @@ class VideoMaskFormer(nn.Module):
             FrameError: at inference, a frame the model cannot take (see the module docstring).
         """
         if not self.training:
-            return self._inference(batched_inputs)
+            return infer_video(self, batched_inputs)
         images, sizes, num_frames = self.preprocess(batched_inputs)
         outputs = self.predict(images, num_frames, keep_aux=True)
         if self.criterion is None:
@@ -193,36 +188,6 @@ class VideoMaskFormer(nn.Module):
         losses = self.criterion(outputs, targets)
         weights = self.criterion.weight_dict
         return {name: loss * weights[name] for name, loss in losses.items() if name in weights}
-
-    def _inference(self, batched_inputs: List[Dict]) -> Dict[str, object]:
-        """The result of one video, whole or windowed; its frames are checked first."""
-        if len(batched_inputs) != 1:
-            raise ValueError(
-                f"VideoMaskFormer inference takes one video per call, got {len(batched_inputs)}"
-            )
-        video = batched_inputs[0]
-        frames = video.get("image")
-        if frames is None or len(frames) == 0:
-            raise ValueError("VideoMaskFormer inference: the video has no frames in 'image'")
-        if self.window_size > 0:
-            size = frame_size(frames[0], "frame 0 of the video (windowed inference)")
-            return self.inference_windowed(frames, _output_size(video, size))
-        checked = check_video_frames(frames, "the video (whole-video inference)")
-        images, sizes, num_frames = self.preprocess(
-            [{"image": [as_chw_tensor(f) for f in checked]}]
-        )
-        outputs = self.predict(images, num_frames, keep_aux=False)
-        image_size = sizes[0]
-        output_size = _output_size(video, image_size)
-        return video_inference(
-            outputs["pred_logits"][0],
-            outputs["pred_masks"][0],
-            padded_size=tuple(images.shape[-2:]),
-            image_size=image_size,
-            output_size=output_size,
-            topk=self.test_topk,
-            chunk_size=self.inference_chunk_size,
-        )
 
     def prepare_targets(
         self, batched_inputs: List[Dict], padded_size: Tuple[int, int]
@@ -290,16 +255,6 @@ class VideoMaskFormer(nn.Module):
             )
         return targets
 
-    def inference_raw(self, batched_inputs: List[Dict], keep_aux: bool = False):
-        """Network outputs and sizes for a batch of videos, without post-processing.
-
-        Returns:
-            tuple: outputs dict (see :meth:`predict`), padded size (Hp, Wp), un-padded sizes.
-        """
-        images, sizes, num_frames = self.preprocess(batched_inputs)
-        outputs = self.predict(images, num_frames, keep_aux=keep_aux)
-        return outputs, tuple(images.shape[-2:]), sizes
-
     def predict_window(self, frames: Sequence) -> WindowOutput:
         """The network's prediction for one window of frames (one video, no post-processing).
 
@@ -314,22 +269,8 @@ class VideoMaskFormer(nn.Module):
         Raises:
             FrameError: a frame the model cannot take, or of another size than the first.
         """
-        return self._predict_window(list(check_video_frames(frames, "the window")))
+        return predict_window(self, frames)
 
-    def _predict_window(self, frames: Sequence) -> WindowOutput:
-        """:meth:`predict_window` of frames already checked (by the windowed mode or a stream)."""
-        images = [as_chw_tensor(frame) for frame in frames]
-        batch, sizes, num_frames = self.preprocess([{"image": images}])
-        outputs = self.predict(batch, num_frames, keep_aux=False)
-        return WindowOutput(
-            pred_logits=outputs["pred_logits"][0],
-            pred_masks=outputs["pred_masks"][0],
-            pred_embeds=outputs["pred_embeds"][0],
-            padded_size=tuple(batch.shape[-2:]),
-            image_size=sizes[0],
-        )
-
-    @torch.no_grad()
     def inference_windowed(
         self, frames: Iterable, output_size: Tuple[int, int], window_size: Optional[int] = None
     ) -> Dict[str, object]:
@@ -349,15 +290,7 @@ class VideoMaskFormer(nn.Module):
             :class:`~video_mask2former.structures.RLEVideoMask`, compact (T, H, W) masks), and
             ``pred_track_ids``. With W >= T it equals whole-video inference exactly.
         """
-        if window_size is not None:
-            window_size = check_window_size(window_size, "inference_windowed", minimum=0)
-        size = window_size or self.window_size
-        if not size:
-            frames = list(frames)
-            size = max(1, len(frames))
-        return windowed_inference(
-            self._predict_window, frames, size, output_size, topk=self.test_topk
-        )
+        return run_windowed(self, frames, output_size, window_size)
 
     def stream(
         self,
@@ -371,7 +304,8 @@ class VideoMaskFormer(nn.Module):
 
         ``stream.push(frame)`` returns the results of a window's W frames once its last frame
         is pushed; ``stream.flush()`` runs the partial last window; ``stream.run(frames)``
-        yields every frame's result. See :mod:`.streaming` for the track management.
+        yields every frame's result. See :mod:`video_mask2former.inference.streaming` for the
+        track management.
 
         Frames are checked when they are pushed (:meth:`VideoStream.push`), as the other modes
         check theirs: a frame the model cannot take is refused there, before it enters a window.
@@ -396,24 +330,9 @@ class VideoMaskFormer(nn.Module):
                 "VideoMaskFormer.stream: the model is in training mode; call " "model.eval() first"
             )
         return VideoStream(
-            self._predict_window,
+            window_predictor(self),
             window_size,
             output_size=output_size,
             transform=transform,
             policy=policy if policy is not None else StreamPolicy(topk=self.test_topk),
         )
-
-
-def _as_chw_tensor(frame) -> torch.Tensor:
-    """A (3, H, W) tensor of a frame given as a (3, H, W) tensor or an (H, W, 3) RGB numpy array,
-    checked by :func:`~video_mask2former.data.frame_checks.check_frame` (kept for callers
-    outside this module, e.g. the ONNX window predictor)."""
-    check_frame(frame, "a frame of the window")
-    return as_chw_tensor(frame)
-
-
-def _output_size(video: Dict, frame_size: Tuple[int, int]) -> Tuple[int, int]:
-    """(H, W) of a video's masks: its ``"height"`` / ``"width"`` (each defaulting to the frames'),
-    checked to be integers >= 1."""
-    size = (video.get("height", frame_size[0]), video.get("width", frame_size[1]))
-    return check_output_size(size, "the video's 'height' / 'width' (the masks' size)")

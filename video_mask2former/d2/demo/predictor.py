@@ -5,13 +5,11 @@ from typing import Callable, Iterable, Optional, Tuple
 
 import numpy as np
 import torch
-from detectron2.modeling import build_model
 
-from video_mask2former.d2.checkpoint import VideoCheckpointer
-from video_mask2former.d2.mapper import build_clip_augmentation_from_cfg
-from video_mask2former.export import OnnxWindowPredictor
-from video_mask2former.modeling.streaming import VideoStream
-from video_mask2former.modeling.windowed_inference import windowed_inference
+from ...export import OnnxWindowPredictor
+from ...inference import VideoStream, windowed_inference
+from ..build import build_inference_model
+from ..mapper import build_clip_augmentation_from_cfg
 
 __all__ = ["VideoPredictor"]
 
@@ -61,11 +59,7 @@ class VideoPredictor:
                     "model.pth"
                 )
             self.onnx = None
-            self.model = build_model(self.cfg).eval()
-            checkpointer = VideoCheckpointer(
-                self.model, allow_partial=cfg.MODEL.ALLOW_PARTIAL_WEIGHTS
-            )
-            checkpointer.load(cfg.MODEL.WEIGHTS)
+            self.model = build_inference_model(self.cfg)
         self.augmentations = build_clip_augmentation_from_cfg(cfg, is_train=False)
         self.input_format = cfg.INPUT.FORMAT
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from video_mask2former.modeling.windowed_inference import (
+from video_mask2former.inference.windowed import (
     TrackAccumulator,
     WindowOutput,
     average_track_scores,

@@ -30,7 +30,7 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
-from video_mask2former.data.frames import is_image_file
+from ..data.frames import is_image_file
 
 __all__ = [
     "FrameWriter",

@@ -305,7 +305,7 @@ def draw_frame_result(frame: np.ndarray, result, class_names: Sequence[str]) -> 
 
     Args:
         frame (ndarray): (H, W, 3) uint8 RGB.
-        result: a :class:`~video_mask2former.modeling.streaming.FrameResult` of that frame.
+        result: a :class:`~video_mask2former.inference.streaming.FrameResult` of that frame.
         class_names (sequence of str): name of every contiguous class id.
 
     Returns:

@@ -13,7 +13,7 @@ latency of one window (the first frame of a window waits for the W - 1 next ones
 frames waiting for their window, the Q query embeddings of the last window and a few numbers per
 track slot; nothing per frame, so memory does not grow with the number of frames.
 
-The linking and the masks are the windowed inference's (:class:`.windowed_inference.WindowLinker`:
+The linking and the masks are the windowed inference's (:class:`.windowed.WindowLinker`:
 Hungarian matching of the query embeddings on cosine similarity, query slot ``j`` of every window
 continuing slot ``j``; masks resized, thresholded at logit 0 and run-length encoded), so the
 online and offline modes differ only in the track management below, which is decided from what
@@ -85,8 +85,8 @@ from ..data.frame_checks import (
     size_mismatch_error,
 )
 from ..structures import RLEVideoMask, encode_masks
-from .inference import DEFAULT_TOPK, topk_pairs
-from .windowed_inference import (
+from .postprocess import DEFAULT_TOPK, topk_pairs
+from .windowed import (
     DEFAULT_MAPS_PER_CHUNK,
     LinkedWindow,
     WindowLinker,

@@ -10,14 +10,14 @@ import torch
 
 from tests.modeling.tiny_video_model import NUM_CLASSES, NUM_QUERIES, build_tiny_model, random_video
 from video_mask2former.data.live import LiveSource
-from video_mask2former.modeling.streaming import (
+from video_mask2former.inference.streaming import (
     FrameError,
     FrameSizeError,
     StreamPolicy,
     VideoStream,
     collect_video_result,
 )
-from video_mask2former.modeling.windowed_inference import WindowOutput
+from video_mask2former.inference.windowed import WindowOutput
 
 
 def _assert_same_video_result(online, offline):

@@ -48,7 +48,7 @@ from torch.nn import functional as F
 
 from ..data.frame_checks import check_video_frames
 from ..structures import RLEVideoMask, encode_masks
-from .inference import DEFAULT_TOPK, MASK_LOGIT_THRESHOLD, resize_mask_logits, topk_pairs
+from .postprocess import DEFAULT_TOPK, MASK_LOGIT_THRESHOLD, resize_mask_logits, topk_pairs
 
 # Mask maps (one query in one frame) resized at a time: bounds the float buffers of the resizing
 # (128 maps of 360x640 float32 are 118 MB).

@@ -8,8 +8,8 @@ import torch
 from tests.conftest import requires_cuda
 from tests.modeling.tiny_video_model import NUM_CLASSES, NUM_QUERIES, build_tiny_model, random_video
 from video_mask2former.data.frame_checks import FrameSizeError
-from video_mask2former.modeling.inference import resize_mask_logits
-from video_mask2former.modeling.windowed_inference import (
+from video_mask2former.inference.postprocess import resize_mask_logits
+from video_mask2former.inference.windowed import (
     TrackAccumulator,
     WindowOutput,
     iter_windows,
@@ -179,13 +179,13 @@ def test_frames_are_streamed_one_window_at_a_time():
             yield np.full((64, 64, 3), 10 * i, np.uint8)  # (H, W, 3) RGB arrays are accepted
 
     seen = []
-    original = model._predict_window  # what the windowed mode runs on frames it has checked
+    original = model.predict  # the network, run once per window
 
-    def recording(window):
-        seen.append((len(window), len(pulled)))
-        return original(window)
+    def recording(images, num_frames, keep_aux):
+        seen.append((num_frames, len(pulled)))
+        return original(images, num_frames, keep_aux)
 
-    model._predict_window = recording
+    model.predict = recording
     result = model.inference_windowed(frames(), output_size=(64, 64), window_size=3)
     assert seen == [(3, 3), (3, 6), (1, 7)]  # never more than one window read ahead
     assert all(mask.shape == (7, 64, 64) for mask in result["pred_masks"])
@@ -218,7 +218,7 @@ def test_iter_windows_rejects_non_positive_size():
 
 def test_maps_without_positive_logits_are_empty_without_resizing(monkeypatch):
     """Maps whose low-resolution logits are all <= 0 skip the resize and come out empty."""
-    import video_mask2former.modeling.windowed_inference as windowed
+    import video_mask2former.inference.windowed as windowed
 
     resized = []
     original = windowed.resize_mask_logits

@@ -1,9 +1,8 @@
-"""The demo's online loop (demo_video/online.py) in-process with a tiny model: Ctrl-C and a
-stream that drops keep what was written. Runs without detectron2 (like test_demo_visualizer)."""
+"""The demo's online loop (video_mask2former.demo.online) in-process with a tiny model: Ctrl-C and a
+stream that drops keep what was written. Runs without detectron2."""
 
 import json
 import os
-import sys
 from types import SimpleNamespace
 
 import cv2
@@ -15,25 +14,15 @@ from tests.data_pipeline.test_live import FakeCapture
 from tests.modeling.tiny_video_model import build_tiny_model
 from video_mask2former.data.live import LiveSource
 
-DEMO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "demo_video")
 WINDOW_SIZE = 2
 SIZE = 64  # one 64x64 frame still gives the tiny backbone a 2x2 res5 map
 
 
-# The demo's modules, imported by their file names as demo.py does.
-_DEMO_MODULES = ("online", "video_io", "visualizer", "categories")
-
-
 @pytest.fixture
-def online(monkeypatch):
-    monkeypatch.syspath_prepend(DEMO_DIR)
-    for name in _DEMO_MODULES:
-        sys.modules.pop(name, None)
-    import online
+def online():
+    from video_mask2former.demo import online
 
-    yield online
-    for name in _DEMO_MODULES:
-        sys.modules.pop(name, None)
+    return online
 
 
 class _Predictor:
@@ -97,7 +86,7 @@ def test_stream_that_drops_writes_every_frame_read_and_fails(online, monkeypatch
 
 
 def test_writers_check_their_path_before_any_frame(online, tmp_path):
-    import video_io
+    from video_mask2former.visualization import video_io
 
     blocker = tmp_path / "a_file"
     blocker.write_text("")
@@ -116,9 +105,9 @@ def test_writers_check_their_path_before_any_frame(online, tmp_path):
 
 
 def test_a_track_keeps_its_colour(online):
-    import visualizer
+    from video_mask2former.visualization import draw as visualizer
 
-    from video_mask2former.modeling.streaming import FrameResult, StreamInstance
+    from video_mask2former.inference.streaming import FrameResult, StreamInstance
     from video_mask2former.structures import encode_masks
 
     mask = np.zeros((1, 16, 16), bool)

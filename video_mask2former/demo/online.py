@@ -12,7 +12,8 @@ appended to a JSON-lines file (one line per frame, flushed at once)::
 Everything is checked before the first frame is read (the arguments, the outputs' folders, the
 input, the weights or the ONNX file, the categories); the files are written under temporary names
 beside ``--output`` / ``--save-masks`` and renamed over them when the run ends (see
-``video_io.py``): a run that fails before its first frame leaves the previous outputs as they were.
+:mod:`video_mask2former.visualization.video_io`): a run that fails before its first frame leaves
+the previous outputs as they were.
 
 The run ends at the end of the stream (the partial last window is run), on Ctrl-C, SIGTERM or
 SIGHUP (the frames waiting for their window are dropped) or on an error; in every case the
@@ -25,17 +26,17 @@ the input and both frame counts) or on an error, with a message saying what happ
 import logging
 from typing import Callable, Dict, List, Optional, Sequence
 
-from categories import Categories
 
 from tqdm import tqdm
-from video_io import FrameWriter, JsonLinesWriter
-from visualizer import draw_frame_result
-from wording import plural
 
-from video_mask2former.data.live import LiveSource, is_camera_or_url, open_stream_input
-from video_mask2former.evaluation.results import encode_mask_frames
-from video_mask2former.modeling.streaming import FrameResult, StreamPolicy
-from video_mask2former.structures import RLEVideoMask
+from ..data.live import LiveSource, is_camera_or_url, open_stream_input
+from ..evaluation.results import encode_mask_frames
+from ..inference.streaming import FrameResult, StreamPolicy
+from ..structures import RLEVideoMask
+from ..visualization.draw import draw_frame_result
+from ..visualization.video_io import FrameWriter, JsonLinesWriter
+from .categories import Categories
+from .wording import plural
 
 logger = logging.getLogger("video_mask2former.demo")
 

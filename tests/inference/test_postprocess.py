@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from video_mask2former.modeling.inference import (
+from video_mask2former.inference.postprocess import (
     resize_mask_logits,
     select_topk,
     video_inference,

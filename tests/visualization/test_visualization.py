@@ -1,6 +1,5 @@
-"""The demo's drawing and frame I/O (OpenCV / NumPy only: runs without detectron2)."""
+"""Drawing and frame writing (video_mask2former.visualization: OpenCV / NumPy, no detectron2)."""
 
-import importlib.util
 import logging
 import os
 
@@ -8,19 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-DEMO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "demo_video")
-
-
-def _load(name):
-    path = os.path.join(DEMO_DIR, f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"demo_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-visualizer = _load("visualizer")
-video_io = _load("video_io")
+from video_mask2former.visualization import draw as visualizer
+from video_mask2former.visualization import video_io
 
 
 def _prediction(T=3, H=32, W=40):
