@@ -154,13 +154,14 @@ import sys
 
 import video_mask2former
 import video_mask2former.d2
+import video_mask2former.d2.demo.cli
 import video_mask2former.d2.joint
+import video_mask2former.demo.online
 
 assert video_mask2former.HAS_DETECTRON2
 assert "site-packages" in video_mask2former.__file__, video_mask2former.__file__
 sys.path += [sys.argv[1], sys.argv[1] + "/demo_video"]
 import demo  # noqa: E402
-import online  # noqa: E402
 import train_net_video  # noqa: E402
 
 print("[check_wheel] the detectron2 layer, train_net_video.py and demo_video/ import with [d2]")
