@@ -85,11 +85,12 @@ def test_panoptic_drops_no_object_and_low_score_queries():
     full = [[[1, 1, 1], [1, 1, 1]]]
     masks = _masks(full, full, [[[0, 1, 1], [0, 0, 0]]])
     result = _panoptic(logits, masks, things=[0, 1])
+    # Thing query 2 is segment 3 (query + 1), whatever was dropped before it.
     assert result["segments_info"] == [
-        {"id": 1, "category_id": 1, "isthing": True, "score": pytest.approx(0.8), "area": 2}
+        {"id": 3, "category_id": 1, "isthing": True, "score": pytest.approx(0.8), "area": 2}
     ]
     assert torch.equal(
-        result["panoptic_seg"], torch.tensor([[[0, 1, 1], [0, 0, 0]]], dtype=torch.int32)
+        result["panoptic_seg"], torch.tensor([[[0, 3, 3], [0, 0, 0]]], dtype=torch.int32)
     )
 
 
@@ -141,14 +142,14 @@ def test_panoptic_stuff_queries_of_one_class_merge_things_do_not():
     result = _panoptic(logits, masks, things=[0])
     info = result["segments_info"]
     assert [(s["id"], s["category_id"], s["isthing"], s["area"]) for s in info] == [
-        (1, 1, False, 4),
-        (2, 0, True, 2),
-        (3, 0, True, 2),
+        (6, 1, False, 4),  # stuff class 1 of Q = 4 queries: 4 + 1 + 1
+        (3, 0, True, 2),  # thing queries 2 and 3: query + 1
+        (4, 0, True, 2),
     ]
     # One id per thing through the video (frames 0 and 1), stuff merged across queries.
     seg = result["panoptic_seg"]
-    assert seg[0, 0].tolist() == [1, 2, 3] and seg[1, 0].tolist() == [1, 1, 1]
-    assert seg[1, 1].tolist() == [0, 2, 3]
+    assert seg[0, 0].tolist() == [6, 3, 4] and seg[1, 0].tolist() == [6, 6, 6]
+    assert seg[1, 1].tolist() == [0, 3, 4]
 
 
 @pytest.mark.parametrize("chunk_size", [None, 1, 2, 4])

@@ -20,6 +20,11 @@ from torch import nn
 
 from ..data.frame_checks import as_chw_tensor, check_video_frames, frame_size
 from .postprocess import video_inference
+from .segment_windows import (
+    collect_segmentation,
+    iter_video_segmentation,
+    iter_windowed_segmentation,
+)
 from .windowed import WindowOutput, check_output_size, check_window_size, windowed_inference
 
 __all__ = [
@@ -135,13 +140,37 @@ def infer_video(model: nn.Module, batched_inputs: List[Dict]) -> Dict[str, objec
     frames = video.get("image")
     if frames is None or len(frames) == 0:
         raise ValueError("VideoMaskFormer inference: the video has no frames in 'image'")
+    task = getattr(model, "segmentation_task", None)
     if model.window_size > 0:
         size = frame_size(frames[0], "frame 0 of the video (windowed inference)")
+        if task is not None:
+            output_size = _output_size(video, size)
+            results = iter_windowed_segmentation(
+                window_predictor(model),
+                frames,
+                model.window_size,
+                output_size,
+                task,
+                chunk_size=model.inference_chunk_size,
+            )
+            return collect_segmentation(results, task, output_size)
         return run_windowed(model, frames, _output_size(video, size))
     checked = check_video_frames(frames, "the video (whole-video inference)")
     outputs, padded_size, sizes = network_outputs(
         model, [{"image": [as_chw_tensor(f) for f in checked]}]
     )
+    if task is not None:
+        output_size = _output_size(video, sizes[0])
+        results = iter_video_segmentation(
+            task,
+            outputs["pred_logits"][0],
+            outputs["pred_masks"][0],
+            padded_size,
+            sizes[0],
+            output_size,
+            chunk_size=model.inference_chunk_size,
+        )
+        return collect_segmentation(results, task, output_size)
     return video_inference(
         outputs["pred_logits"][0],
         outputs["pred_masks"][0],

@@ -16,6 +16,11 @@ segment through the video:
   (``sigmoid >= 0.5``) is dropped and its pixels become void; the kept queries of one stuff class
   merge into one segment; each thing query is one segment with one id through the video.
 
+Segment ids are fixed by the query, not by the order segments are found: thing query ``q`` (of
+Q) is segment ``q + 1`` and stuff class ``c`` is segment ``Q + 1 + c``. The windowed and the
+streaming inference pass each window's queries in track order, so a thing keeps its id from
+window to window and a stuff class always has the same id.
+
 Both work a few frames at a time (``chunk_size``): the masks are upsampled only for the frames at
 hand, so memory is bounded in T; the panoptic areas are summed over the chunks before the overlap
 test, which is what the whole-volume computation gives (:func:`video_panoptic_inference_reference`
@@ -36,6 +41,8 @@ __all__ = [
     "video_panoptic_inference",
     "video_panoptic_inference_reference",
     "video_semantic_inference",
+    "stuff_segment_id",
+    "thing_segment_id",
 ]
 
 # The image Mask2Former's panoptic defaults (its COCO-panoptic configs).
@@ -96,7 +103,19 @@ def _kept_queries(
     return queries, scores[queries], labels[queries]
 
 
+def thing_segment_id(query: int) -> int:
+    """Segment id of thing query (or track) ``query``."""
+    return query + 1
+
+
+def stuff_segment_id(num_queries: int, category: int) -> int:
+    """Segment id of stuff class ``category`` when there are ``num_queries`` queries."""
+    return num_queries + 1 + category
+
+
 def _assign_segments(
+    queries: Sequence[int],
+    num_queries: int,
     labels: Sequence[int],
     scores: Sequence[float],
     won_area: Sequence[int],
@@ -115,7 +134,9 @@ def _assign_segments(
     segments: List[Dict[str, object]] = []
     stuff_segment: Dict[int, Dict[str, object]] = {}
     areas = zip(won_area, final_area, own_area)
-    for label, score, (won, area, own), thing in zip(labels, scores, areas, is_thing):
+    for query, label, score, (won, area, own), thing in zip(
+        queries, labels, scores, areas, is_thing
+    ):
         if won == 0 or own == 0 or area == 0 or won / own < overlap_threshold:
             segment_of_query.append(VOID_ID)
             continue
@@ -124,8 +145,9 @@ def _assign_segments(
             segment["area"] += area
             segment_of_query.append(segment["id"])
             continue
+        segment_id = thing_segment_id(query) if thing else stuff_segment_id(num_queries, label)
         segment = {
-            "id": len(segments) + 1,
+            "id": segment_id,
             "category_id": int(label),
             "isthing": bool(thing),
             "score": float(score),
@@ -174,9 +196,10 @@ def video_panoptic_inference(
 
     Returns:
         dict: ``image_size`` (H, W); ``panoptic_seg``: (T, H, W) int32 segment ids, 0 = void;
-        ``segments_info``: list of dicts with ``id`` (1, 2, ...), ``category_id`` (class index in
-        [0, K)), ``isthing``, ``score`` (the query's class probability; for merged stuff, the
-        first query's) and ``area`` (pixels over the video).
+        ``segments_info``: list of dicts with ``id`` (``q + 1`` for thing query q, ``Q + 1 + c``
+        for stuff class c), ``category_id`` (class index in [0, K)), ``isthing``, ``score`` (the
+        query's class probability; for merged stuff, the first query's) and ``area`` (pixels
+        over the video), in query order.
     """
     queries, scores, labels = _kept_queries(pred_logits, object_mask_threshold)
     num_frames = pred_masks.shape[1]
@@ -202,6 +225,8 @@ def video_panoptic_inference(
         final_area += torch.bincount(winner.flatten(), minlength=num_kept + 1)
         winners[frames] = winner
     segment_of_query, segments = _assign_segments(
+        queries.tolist(),
+        pred_logits.shape[0],
         labels.tolist(),
         scores.tolist(),
         won_area.tolist(),
@@ -253,7 +278,10 @@ def video_panoptic_inference_reference(
             segment = next(s for s in segments if s["id"] == stuff_ids[label])
             segment["area"] += int(mask.sum())
             continue
-        segment_id = len(segments) + 1
+        if things[k]:
+            segment_id = thing_segment_id(int(queries[k]))
+        else:
+            segment_id = stuff_segment_id(pred_logits.shape[0], label)
         panoptic[mask] = segment_id
         segments.append(
             {

@@ -31,6 +31,7 @@ from torch import nn
 from ..inference.modes import infer_video, predict_window, run_windowed, window_predictor
 from ..inference.postprocess import DEFAULT_CHUNK_SIZE, DEFAULT_TOPK
 from ..inference.streaming import StreamPolicy, VideoStream
+from ..inference.segment_windows import SegmentationTask
 from ..inference.windowed import WindowOutput, check_window_size
 
 
@@ -83,6 +84,9 @@ class VideoMaskFormer(nn.Module):
         window_size (int): 0 runs inference on the whole video at once (the paper); W > 0 runs
             it on consecutive windows of W frames linked into tracks, with memory that does not
             grow with the video's length (see :mod:`video_mask2former.inference.windowed`).
+        segmentation_task (SegmentationTask, optional): None (default) returns video instances
+            (the paper); a panoptic or semantic task returns one id map per frame instead (see
+            :mod:`video_mask2former.inference.segmentation`), whole or windowed alike.
     """
 
     def __init__(
@@ -99,6 +103,7 @@ class VideoMaskFormer(nn.Module):
         test_topk: int = DEFAULT_TOPK,
         inference_chunk_size: Optional[int] = DEFAULT_CHUNK_SIZE,
         window_size: int = 0,
+        segmentation_task: Optional[SegmentationTask] = None,
     ):
         super().__init__()
         self.backbone = backbone
@@ -114,6 +119,12 @@ class VideoMaskFormer(nn.Module):
         self.test_topk = test_topk
         self.inference_chunk_size = inference_chunk_size
         self.window_size = check_window_size(window_size, "VideoMaskFormer", minimum=0)
+        if segmentation_task is not None and not isinstance(segmentation_task, SegmentationTask):
+            raise TypeError(
+                f"VideoMaskFormer: segmentation_task must be a SegmentationTask or None, got "
+                f"{type(segmentation_task).__name__}"
+            )
+        self.segmentation_task = segmentation_task
 
     @property
     def device(self) -> torch.device:
@@ -174,6 +185,9 @@ class VideoMaskFormer(nn.Module):
             ``image_size`` (H, W), ``pred_scores``, ``pred_labels``, ``pred_masks`` (k (T, H, W)
             bool tensors on the CPU; with ``window_size > 0``, k
             :class:`~video_mask2former.structures.RLEVideoMask`, see :meth:`inference_windowed`).
+            With a ``segmentation_task``: ``image_size`` and ``panoptic_seg`` (T, H, W) int32 +
+            ``segments_info`` (T lists), or ``sem_seg`` (T, H, W) int64 (see
+            :func:`~video_mask2former.inference.segment_windows.collect_segmentation`).
 
         Raises:
             FrameError: at inference, a frame the model cannot take (see the module docstring).
