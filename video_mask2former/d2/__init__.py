@@ -8,7 +8,14 @@ with detectron2; it needs detectron2.
 
 from . import registration  # noqa: F401  (registers the model parts)
 from .build import build_inference_model
-from .datasets import get_video_dataset_dicts, register_all_builtin, register_ytvis_instances
+from .datasets import (
+    get_video_dataset_dicts,
+    register_all_builtin,
+    register_all_builtin_video_seg,
+    register_vps_video,
+    register_vss_video,
+    register_ytvis_instances,
+)
 from .evaluator import YTVISEvaluator
 from .joint import (
     build_joint_train_loader,
@@ -19,6 +26,7 @@ from .mapper import YTVISDatasetMapper
 
 register_all_builtin()
 register_all_builtin_images()
+register_all_builtin_video_seg()
 
 __all__ = [
     "build_inference_model",
@@ -26,7 +34,10 @@ __all__ = [
     "get_video_dataset_dicts",
     "register_all_builtin",
     "register_all_builtin_images",
+    "register_all_builtin_video_seg",
     "register_image_pseudo_video",
+    "register_vps_video",
+    "register_vss_video",
     "register_ytvis_instances",
     "YTVISDatasetMapper",
     "YTVISEvaluator",

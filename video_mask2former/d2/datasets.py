@@ -4,6 +4,9 @@ Built-in splits (``video_mask2former.data.builtin_meta.BUILTIN_SPLITS``: YouTube
 2019/2021/2022, OVIS, the synthetic set) are registered under the datasets root
 ``$DETECTRON2_DATASETS`` (default ``"datasets"``), read when :func:`register_all_builtin` runs (at
 package import).
+Video panoptic (VIPSeg layout, :func:`register_vps_video`) and video semantic (VSPW layout,
+:func:`register_vss_video`) datasets and their built-in splits (``BUILTIN_VPS_SPLITS``,
+``BUILTIN_VSS_SPLITS``: :func:`register_all_builtin_video_seg`) are registered here too.
 Loading is lazy: a file is read only when ``DatasetCatalog.get(name)`` is called.
 :func:`check_dataset_classes` is the one check of the datasets' categories against
 ``MODEL.SEM_SEG_HEAD.NUM_CLASSES``, called by the trainer's loaders (``train_net_video.py``) and
@@ -21,9 +24,19 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 import detectron2.utils.comm as comm
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from ..data.builtin_meta import BUILTIN_SPLITS, datasets_root, metadata_for
+from ..data.builtin_meta import (
+    BUILTIN_SPLITS,
+    BUILTIN_VPS_SPLITS,
+    BUILTIN_VSS_SPLITS,
+    datasets_root,
+    metadata_for,
+    panoptic_metadata,
+)
 from ..data.synthetic import write_synthetic_ytvis
 from ..data.synthetic_images import write_synthetic_coco
+from ..data.synthetic_video_seg import write_synthetic_vps
+from ..data.vps import load_vps_dataset
+from ..data.vss import load_vss_video_dicts
 from ..data.ytvis import load_ytvis_dataset
 
 __all__ = [
@@ -33,6 +46,9 @@ __all__ = [
     "get_video_dataset_dicts",
     "prepare_synthetic_datasets",
     "register_all_builtin",
+    "register_all_builtin_video_seg",
+    "register_vps_video",
+    "register_vss_video",
     "register_ytvis_instances",
 ]
 
@@ -287,3 +303,158 @@ def check_dataset_classes(cfg, names: Sequence[str], *, training: bool) -> None:
             f"{what}: the {_ids(count, num_classes)} never occur in its training data (they "
             f"learn only 'no object')."
         )
+
+
+# --------------------------------------------------------------------------------------------
+# Video panoptic (VIPSeg layout) and video semantic (VSPW layout) datasets
+# --------------------------------------------------------------------------------------------
+
+# MetadataCatalog's "evaluator_type" of the video panoptic / semantic datasets.
+VPS_EVALUATOR_TYPE = "vps"
+VSS_EVALUATOR_TYPE = "vss"
+
+# The built-in synthetic video panoptic splits are written on first use, like the others (the
+# video semantic ones have no json_file for prepare_synthetic_datasets to look at; write them
+# with datasets/prepare_synthetic_vss.py).
+SYNTHETIC_WRITERS.update(
+    {"vps_synthetic_train": write_synthetic_vps, "vps_synthetic_val": write_synthetic_vps}
+)
+SYNTHETIC_SCRIPTS[write_synthetic_vps] = "datasets/prepare_synthetic_vps.py"
+
+
+def _missing_builtin(name: str, path: str, what: str) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"Dataset {name!r}: {what} {path} does not exist. Download or prepare the dataset as "
+        f"{DATASETS_README} says (the datasets root is $DETECTRON2_DATASETS, now "
+        f"{datasets_root()!r})."
+    )
+
+
+def _category_key(categories) -> List[tuple]:
+    return sorted((int(c["id"]), c["name"], int(c["isthing"])) for c in categories)
+
+
+def _check_registered_categories(name: str, meta, categories: List[dict], json_file: str) -> None:
+    """The file's categories must be those the dataset was registered with (same ids, names and
+    thing flags), else class indices would silently mean other classes. A dataset registered
+    without categories takes the file's."""
+    registered = meta.get("categories", None)
+    if registered is None:
+        table = [(c["id"], c["name"], c["isthing"], c["color"] or (0, 0, 0)) for c in categories]
+        meta.set(**panoptic_metadata(table))
+        return
+    if _category_key(registered) != _category_key(categories):
+        raise DatasetConfigError(
+            f"Dataset {name!r}: the categories of {json_file} ({len(categories)}) differ from "
+            f"those it was registered with ({len(registered)}); register it with metadata=None to "
+            f"take the file's, or fix the file."
+        )
+
+
+def _load_vps(name: str, json_file: str, image_root: str, gt_root: str, annotated: bool) -> list:
+    if not os.path.isfile(json_file):
+        raise _missing_builtin(name, json_file, "annotation file")
+    meta = MetadataCatalog.get(name)
+    records, categories = load_vps_dataset(
+        json_file,
+        image_root,
+        gt_root if annotated else None,
+        dataset_id_to_contiguous_id=meta.get("stuff_dataset_id_to_contiguous_id", None),
+        require_annotations=annotated,
+    )
+    _check_registered_categories(name, meta, categories, json_file)
+    return records
+
+
+def register_vps_video(
+    name: str,
+    json_file: str,
+    image_root: str,
+    gt_root: Optional[str],
+    metadata: Optional[dict] = None,
+    *,
+    annotated: bool = True,
+) -> None:
+    """Register a video panoptic dataset in the VIPSeg layout (``video_mask2former.data.vps``).
+
+    Records are those of ``load_vps_video_dicts`` (``file_names``, ``pan_seg_file_names``,
+    ``segments_info`` per frame with contiguous ``category_id``).
+
+    Args:
+        name (str): dataset name (use it in ``DATASETS.TRAIN/TEST``).
+        json_file (str): the panoptic JSON (``videos``, ``annotations``, ``categories``).
+        image_root (str): frames ``<image_root>/<video>/<stem>.jpg``.
+        gt_root (str or None): id PNGs ``<gt_root>/<video>/<file_name>``.
+        metadata (dict, optional): e.g. ``builtin_meta.panoptic_metadata(table)``; None takes
+            the categories from the file when it is first loaded. When given, the file's
+            categories must match its ``categories``.
+        annotated (bool): False for a split without annotations (a test set).
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"Dataset name must be a str, got {name!r}.")
+    DatasetCatalog.register(
+        name, lambda: _load_vps(name, json_file, image_root, gt_root, annotated)
+    )
+    MetadataCatalog.get(name).set(
+        json_file=json_file,
+        image_root=image_root,
+        panoptic_root=gt_root,
+        evaluator_type=VPS_EVALUATOR_TYPE,
+        **(metadata or {}),
+    )
+
+
+def _load_vss(name: str, root: str, split_file: str, annotated: bool) -> list:
+    if not os.path.isdir(os.path.join(root, "data")):
+        raise _missing_builtin(name, os.path.join(root, "data"), "frame folder")
+    return load_vss_video_dicts(root, split_file, with_masks=annotated)
+
+
+def register_vss_video(
+    name: str,
+    root: str,
+    split_file: str,
+    metadata: Optional[dict] = None,
+    *,
+    annotated: bool = True,
+) -> None:
+    """Register a video semantic dataset in the VSPW layout (``video_mask2former.data.vss``).
+
+    Records are those of ``load_vss_video_dicts`` (``file_names``, ``sem_seg_file_names``).
+
+    Args:
+        name (str): dataset name.
+        root (str): the dataset root (holding ``data/<video>/{origin,mask}/``).
+        split_file (str): the split's video list (a bare name is looked up in ``root``).
+        metadata (dict, optional): e.g. ``builtin_meta.semantic_metadata(table)``
+            (``stuff_classes``, ``ignore_label``).
+        annotated (bool): False for a split without masks (a test set).
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"Dataset name must be a str, got {name!r}.")
+    DatasetCatalog.register(name, lambda: _load_vss(name, root, split_file, annotated))
+    fields = {"ignore_label": 255, **(metadata or {})}
+    MetadataCatalog.get(name).set(
+        root=root, split_file=split_file, evaluator_type=VSS_EVALUATOR_TYPE, **fields
+    )
+
+
+def register_all_builtin_video_seg(root: Optional[str] = None) -> None:
+    """Register every built-in video panoptic (``BUILTIN_VPS_SPLITS``: VIPSeg, the synthetic
+    set) and video semantic split (``BUILTIN_VSS_SPLITS``: VSPW, the synthetic set) not
+    registered yet, with paths under ``root`` (default ``$DETECTRON2_DATASETS`` or
+    ``"datasets"``)."""
+    root = os.path.expanduser(root if root is not None else datasets_root())
+    registered = set(DatasetCatalog.list())
+    for name, split in BUILTIN_VPS_SPLITS.items():
+        if name not in registered:
+            json_file, image_root, gt_root = split.paths(root)
+            register_vps_video(
+                name, json_file, image_root, gt_root, metadata_for(name), annotated=split.annotated
+            )
+    for name, split in BUILTIN_VSS_SPLITS.items():
+        if name not in registered:
+            dataset_root, split_file = split.paths(root)
+            register_vss_video(
+                name, dataset_root, split_file, metadata_for(name), annotated=split.annotated
+            )

@@ -1,4 +1,4 @@
-"""Categories and built-in splits of the video instance segmentation datasets.
+"""Categories and built-in splits of the video instance, panoptic and semantic datasets.
 
 Pure data plus two small look-ups; the detectron2 layer (``video_mask2former/d2/datasets.py``) loops
 over :data:`BUILTIN_SPLITS` to register every split in DatasetCatalog / MetadataCatalog.
@@ -6,11 +6,18 @@ over :data:`BUILTIN_SPLITS` to register every split in DatasetCatalog / Metadata
 Category facts (ids, names, colours) are those of the official Mask2Former video code for
 YouTube-VIS 2019/2021, and of the VIS projects built on it (MinVIS, VITA, DVIS) for OVIS, whose
 annotation files spell the last category "Vehical".
+
+Video panoptic splits (VIPSeg layout) are in :data:`BUILTIN_VPS_SPLITS`, video semantic splits (VSPW
+layout) in :data:`BUILTIN_VSS_SPLITS`; both use the 124 VIPSeg categories
+(``video_mask2former.data.vipseg_categories``) or the synthetic table, and
+``video_mask2former/d2/datasets.py`` registers them too.
 """
 
 import os
 from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
+
+from .vipseg_categories import VIPSEG_CATEGORIES
 
 # (dataset category id, name, RGB colour used for drawing)
 Category = Tuple[int, str, Tuple[int, int, int]]
@@ -136,6 +143,24 @@ SYNTHETIC_CATEGORIES: List[Category] = [
     (2, "square", (40, 200, 40)),
     (3, "triangle", (40, 80, 240)),
 ]
+
+# The synthetic video panoptic / semantic datasets of ``video_mask2former.data.synthetic_video_seg``
+# (``datasets/prepare_synthetic_vps.py``, ``..._vss.py``): (category id, name, isthing, colour);
+# ids from 0 as VIPSeg's. Each class has its own colour and texture so a small model learns them.
+VIDEO_SEG_SYNTHETIC_CATEGORIES: List[Tuple[int, str, int, Tuple[int, int, int]]] = [
+    (0, "sky", 0, (110, 170, 235)),
+    (1, "grass", 0, (60, 150, 50)),
+    (2, "road", 0, (120, 110, 100)),
+    (3, "disc", 1, (230, 50, 40)),
+    (4, "box", 1, (40, 60, 220)),
+    (5, "kite", 1, (240, 200, 30)),
+]
+
+# Category tables with thing/stuff flags: (id, name, isthing, colour).
+SEGMENTATION_CATEGORIES = {
+    "vipseg": VIPSEG_CATEGORIES,
+    "video_seg_synthetic": VIDEO_SEG_SYNTHETIC_CATEGORIES,
+}
 
 CATEGORIES: Dict[str, List[Category]] = {
     "ytvis_2019": YTVIS_2019_CATEGORIES,
@@ -281,7 +306,167 @@ def metadata_for(name: str) -> dict:
         return categories_metadata(CATEGORIES[BUILTIN_SPLITS[name].categories])
     if name in CATEGORIES:
         return categories_metadata(CATEGORIES[name])
+    if name in BUILTIN_VPS_SPLITS:
+        return panoptic_metadata(SEGMENTATION_CATEGORIES[BUILTIN_VPS_SPLITS[name].categories])
+    if name in BUILTIN_VSS_SPLITS:
+        return semantic_metadata(SEGMENTATION_CATEGORIES[BUILTIN_VSS_SPLITS[name].categories])
     raise KeyError(
         f"Unknown dataset {name!r}: expected one of the built-in splits "
-        f"{sorted(BUILTIN_SPLITS)} or category sets {sorted(CATEGORIES)}."
+        f"{sorted(BUILTIN_SPLITS) + sorted(BUILTIN_VPS_SPLITS) + sorted(BUILTIN_VSS_SPLITS)} or "
+        f"category sets {sorted(CATEGORIES)}."
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Video panoptic (VIPSeg layout) and video semantic (VSPW layout) splits
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VpsBuiltinSplit:
+    """A predefined video panoptic split in the VIPSeg layout (``video_mask2former.data.vps``);
+    paths relative to the datasets root.
+
+    Attributes:
+        name (str): registered name, e.g. ``"vipseg_val"``.
+        image_root (str): frames ``<image_root>/<video>/<stem>.jpg``.
+        gt_root (str): id PNGs ``<gt_root>/<video>/<stem>.png``.
+        json_file (str): the panoptic JSON.
+        categories (str): key of :data:`SEGMENTATION_CATEGORIES`.
+        annotated (bool): False for a test split (frames listed in ``videos`` only).
+    """
+
+    name: str
+    image_root: str
+    gt_root: str
+    json_file: str
+    categories: str
+    annotated: bool = True
+
+    def paths(self, root: str) -> Tuple[str, str, str]:
+        """``(json_file, image_root, gt_root)`` joined onto the datasets root ``root``."""
+        return tuple(os.path.join(root, p) for p in (self.json_file, self.image_root, self.gt_root))
+
+
+@dataclass(frozen=True)
+class VssBuiltinSplit:
+    """A predefined video semantic split in the VSPW layout (``video_mask2former.data.vss``).
+
+    Attributes:
+        name (str): registered name, e.g. ``"vspw_val"``.
+        root (str): dataset root (holding ``data/`` and the split files), relative to the
+            datasets root.
+        split_file (str): the split's video list, relative to ``root``.
+        categories (str): key of :data:`SEGMENTATION_CATEGORIES`.
+        annotated (bool): False for a test split (no ``mask/`` folders).
+    """
+
+    name: str
+    root: str
+    split_file: str
+    categories: str
+    annotated: bool = True
+
+    def paths(self, root: str) -> Tuple[str, str]:
+        """``(root, split_file)`` joined onto the datasets root ``root``."""
+        dataset_root = os.path.join(root, self.root)
+        return dataset_root, os.path.join(dataset_root, self.split_file)
+
+
+# Folders of the synthetic sets written by datasets/prepare_synthetic_{vps,vss}.py.
+VPS_SYNTHETIC_DIR = "vps_synthetic"
+VSS_SYNTHETIC_DIR = "vss_synthetic"
+
+
+def _vps_splits() -> List[VpsBuiltinSplit]:
+    # VIPSeg after its own conversion (change2_720p.py, create_panoptic_video_labels.py,
+    # splitjson.py): VIPSeg_720P/{images,panomasksRGB}/<video>/ and panoptic_gt_VIPSeg_<split>.json.
+    # splitjson.py writes train and val; the test JSON lists the frames only (datasets/README.md).
+    vipseg = [
+        VpsBuiltinSplit(
+            name=f"vipseg_{split}",
+            image_root="VIPSeg_720P/images",
+            gt_root="VIPSeg_720P/panomasksRGB",
+            json_file=f"VIPSeg_720P/panoptic_gt_VIPSeg_{split}.json",
+            categories="vipseg",
+            annotated=split != "test",
+        )
+        for split in ("train", "val", "test")
+    ]
+    synthetic = [
+        VpsBuiltinSplit(
+            name=f"vps_synthetic_{split}",
+            image_root=f"{VPS_SYNTHETIC_DIR}/images",
+            gt_root=f"{VPS_SYNTHETIC_DIR}/panomasksRGB",
+            json_file=f"{VPS_SYNTHETIC_DIR}/panoptic_gt_synthetic_{split}.json",
+            categories="video_seg_synthetic",
+        )
+        for split in ("train", "val")
+    ]
+    return vipseg + synthetic
+
+
+def _vss_splits() -> List[VssBuiltinSplit]:
+    # VSPW at 480p as the VSPW authors' change2_480p.py writes it (the release's layout:
+    # data/<video>/{origin,mask}/ and {train,val,test}.txt); test has no masks.
+    vspw = [
+        VssBuiltinSplit(f"vspw_{split}", "VSPW_480p", f"{split}.txt", "vipseg", split != "test")
+        for split in ("train", "val", "test")
+    ]
+    synthetic = [
+        VssBuiltinSplit(
+            f"vss_synthetic_{split}", VSS_SYNTHETIC_DIR, f"{split}.txt", "video_seg_synthetic"
+        )
+        for split in ("train", "val")
+    ]
+    return vspw + synthetic
+
+
+BUILTIN_VPS_SPLITS: Dict[str, VpsBuiltinSplit] = {s.name: s for s in _vps_splits()}
+BUILTIN_VSS_SPLITS: Dict[str, VssBuiltinSplit] = {s.name: s for s in _vss_splits()}
+
+
+def panoptic_metadata(categories: Sequence[Tuple[int, str, int, Tuple[int, int, int]]]) -> dict:
+    """Metadata of a panoptic category table ``(id, name, isthing, colour)``, in the field names of
+    detectron2's / Mask2Former's panoptic datasets. Contiguous ids follow increasing dataset id
+    and number all categories (things and stuff together).
+
+    Returns:
+        dict: ``thing_classes`` / ``thing_colors`` (things only), ``stuff_classes`` /
+        ``stuff_colors`` (all categories), ``thing_dataset_id_to_contiguous_id`` (things),
+        ``stuff_dataset_id_to_contiguous_id`` (all), ``categories`` (list of ``{id, name,
+        isthing, color}``), ``ignore_label`` (255).
+    """
+    ordered = sorted(categories, key=lambda c: c[0])
+    contiguous = {cid: i for i, (cid, _, _, _) in enumerate(ordered)}
+    things = [c for c in ordered if c[2]]
+    return {
+        "thing_classes": [name for _, name, _, _ in things],
+        "thing_colors": [tuple(color) for _, _, _, color in things],
+        "stuff_classes": [name for _, name, _, _ in ordered],
+        "stuff_colors": [tuple(color) for _, _, _, color in ordered],
+        "thing_dataset_id_to_contiguous_id": {cid: contiguous[cid] for cid, _, _, _ in things},
+        "stuff_dataset_id_to_contiguous_id": contiguous,
+        "categories": [
+            {"id": cid, "name": name, "isthing": int(isthing), "color": tuple(color)}
+            for cid, name, isthing, color in ordered
+        ],
+        "ignore_label": 255,
+    }
+
+
+def semantic_metadata(categories: Sequence[Tuple[int, str, int, Tuple[int, int, int]]]) -> dict:
+    """Metadata of a video semantic dataset over the category table ``categories``: class ``i``
+    is the ``i``-th category by id (VSPW: mask value ``i + 1``).
+
+    Returns:
+        dict: ``stuff_classes``, ``stuff_colors``, ``stuff_dataset_id_to_contiguous_id`` (mask
+        value - 1 -> class, the identity), ``ignore_label`` (255).
+    """
+    ordered = sorted(categories, key=lambda c: c[0])
+    return {
+        "stuff_classes": [name for _, name, _, _ in ordered],
+        "stuff_colors": [tuple(color) for _, _, _, color in ordered],
+        "stuff_dataset_id_to_contiguous_id": {i: i for i in range(len(ordered))},
+        "ignore_label": 255,
+    }
