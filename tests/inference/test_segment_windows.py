@@ -115,3 +115,36 @@ def test_bad_task_and_empty_video_are_clear_errors():
     logits, masks, embeds = _video_outputs()
     with pytest.raises(ValueError, match="no frames"):
         list(iter_windowed_segmentation(_predictor(logits, masks, embeds), [], 2, OUT, PANOPTIC))
+
+
+def test_stream_equals_windowed_frame_for_frame_and_survives_a_failing_window():
+    from video_mask2former.inference.segment_windows import SegmentationStream
+
+    logits, masks, embeds = _video_outputs(num_frames=5, seed=4)
+    g = torch.Generator().manual_seed(9)
+    perms = [torch.arange(6)] + [torch.randperm(6, generator=g) for _ in range(2)]
+    windowed = list(
+        iter_windowed_segmentation(
+            _predictor(logits, masks, embeds, perms), _frames(5), 2, OUT, PANOPTIC
+        )
+    )
+    inner = _predictor(logits, masks, embeds, perms)
+    calls = {"n": 0}
+
+    def flaky(window_frames):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second window fails once, then runs again
+            raise RuntimeError("device lost")
+        return inner(window_frames)
+
+    stream = SegmentationStream(flaky, PANOPTIC, window_size=2, output_size=OUT)
+    streamed = []
+    for i, frame in enumerate(_frames(5)):
+        try:
+            streamed.extend(stream.push(frame))
+        except RuntimeError:
+            assert i == 3 and len(stream._pending) == 2  # nothing lost
+    streamed.extend(stream.flush())
+    assert [f.index for f in streamed] == list(range(5))
+    for a, b in zip(windowed, streamed):
+        assert torch.equal(a.seg, b.seg) and a.segments_info == b.segments_info

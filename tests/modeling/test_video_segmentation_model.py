@@ -90,3 +90,18 @@ def test_segmentation_task_must_be_a_task():
             pixel_std=[1, 1, 1],
             segmentation_task="panoptic",
         )
+
+
+def test_model_stream_gives_the_windowed_frames():
+    frames = random_video(4, 64, 64, seed=5)
+    windowed = _model(PANOPTIC, window_size=2)([{"image": frames}])
+    stream = _model(PANOPTIC).stream(window_size=2)
+    results = list(stream.run(frames))
+    assert [r.index for r in results] == [0, 1, 2, 3]
+    for t, r in enumerate(results):
+        assert torch.equal(r.seg, windowed["panoptic_seg"][t])
+        assert r.segments_info == windowed["segments_info"][t]
+    with pytest.raises(ValueError, match="StreamPolicy applies to video instances"):
+        from video_mask2former.inference import StreamPolicy
+
+        _model(PANOPTIC).stream(policy=StreamPolicy())

@@ -90,6 +90,10 @@ class ClipDatasetMapper:
             rng=rng,
         )
 
+    def has_annotations(self, record: dict) -> bool:
+        """Whether the record carries ground truth this mapper turns into targets."""
+        return record.get("annotations") is not None
+
     def _read_frames(self, record: dict, frame_idx: Sequence[int]) -> List[np.ndarray]:
         frames = []
         for i in frame_idx:
@@ -117,7 +121,7 @@ class ClipDatasetMapper:
         frame_idx = self.select_frames(record["length"], rng)
         images, transforms = self.augmentations(self._read_frames(record, frame_idx), rng)
         instances = []
-        if self.is_train and record.get("annotations") is not None:
+        if self.is_train and self.has_annotations(record):
             instances = self._clip_instances(record, frame_idx, images, transforms)
         chw = [np.ascontiguousarray(im.transpose(2, 0, 1)) for im in images]  # T x (3, H, W)
         return {

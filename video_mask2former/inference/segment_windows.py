@@ -30,15 +30,19 @@ from .segmentation import (
     video_panoptic_inference,
     video_semantic_inference,
 )
+from .streaming import VideoStream
 from .windowed import WindowOutput, check_window_size, iter_windows, match_embeddings
 
 __all__ = [
     "SEGMENTATION_TASKS",
     "FrameSegmentation",
+    "QueryLinker",
+    "SegmentationStream",
     "SegmentationTask",
     "collect_segmentation",
     "iter_video_segmentation",
     "iter_windowed_segmentation",
+    "window_segmentation",
 ]
 
 SEGMENTATION_TASKS = ("panoptic", "semantic")
@@ -134,6 +138,56 @@ def _window_frames(
         yield FrameSegmentation(index=first_index + t, seg=seg, segments_info=present)
 
 
+class QueryLinker:
+    """Puts each window's queries in track order (query slot ``j`` of every window continues
+    track ``j``; :func:`~.windowed.match_embeddings` on the previous window's embeddings).
+
+    :meth:`order` does not change the state; :meth:`commit` does, once the window's results are
+    computed, so a window whose processing raises can be run again.
+    """
+
+    def __init__(self):
+        self.tracks: Optional[torch.Tensor] = None  # (Q, C) of the last window, track order
+
+    def order(self, window: WindowOutput, where: str) -> torch.Tensor:
+        """(Q,) the query of ``window`` that continues each track."""
+        num_queries = window.pred_logits.shape[0]
+        if self.tracks is None:
+            return torch.arange(num_queries)
+        if num_queries != self.tracks.shape[0]:
+            raise ValueError(
+                f"{where} has {num_queries} queries, earlier windows had {self.tracks.shape[0]}"
+            )
+        return match_embeddings(self.tracks, window.pred_embeds)
+
+    def commit(self, window: WindowOutput, order: torch.Tensor) -> None:
+        self.tracks = window.pred_embeds[order.to(window.pred_embeds.device)].detach()
+
+
+def window_segmentation(
+    task: SegmentationTask,
+    window: WindowOutput,
+    order: torch.Tensor,
+    output_size: Tuple[int, int],
+    first_index: int,
+    chunk_size: Optional[int] = DEFAULT_CHUNK_SIZE,
+) -> List[FrameSegmentation]:
+    """The frames of one window, its queries taken in track ``order``."""
+    device_order = order.to(window.pred_logits.device)
+    return list(
+        _window_frames(
+            task,
+            window.pred_logits[device_order],
+            window.pred_masks[device_order],
+            window.padded_size,
+            window.image_size,
+            output_size,
+            first_index,
+            chunk_size,
+        )
+    )
+
+
 def iter_video_segmentation(
     task: SegmentationTask,
     pred_logits: torch.Tensor,
@@ -180,33 +234,15 @@ def iter_windowed_segmentation(
     """
     window_size = check_window_size(window_size, "iter_windowed_segmentation")
     frames = check_video_frames(frames, "the video (windowed segmentation)")
-    tracks: Optional[torch.Tensor] = None  # (Q, C) embeddings of the last window, track order
+    linker = QueryLinker()
     first = 0
     for window_frames in iter_windows(frames, window_size):
         with torch.no_grad():
             window = predict_window(window_frames)
-        num_queries = window.pred_logits.shape[0]
-        if tracks is None:
-            order = torch.arange(num_queries)
-        elif num_queries != tracks.shape[0]:
-            raise ValueError(
-                f"iter_windowed_segmentation: the window at frame {first} has {num_queries} "
-                f"queries, earlier windows had {tracks.shape[0]}"
-            )
-        else:
-            order = match_embeddings(tracks, window.pred_embeds)
-        device_order = order.to(window.pred_logits.device)
-        tracks = window.pred_embeds[device_order].detach()
-        yield from _window_frames(
-            task,
-            window.pred_logits[device_order],
-            window.pred_masks[device_order],
-            window.padded_size,
-            window.image_size,
-            output_size,
-            first,
-            chunk_size,
-        )
+        order = linker.order(window, f"iter_windowed_segmentation: the window at frame {first}")
+        results = window_segmentation(task, window, order, output_size, first, chunk_size)
+        linker.commit(window, order)
+        yield from results
         first += len(window_frames)
     if first == 0:
         raise ValueError("iter_windowed_segmentation: the video has no frames")
@@ -232,3 +268,51 @@ def collect_segmentation(
     if task.kind == "semantic":
         return {"image_size": tuple(output_size), "sem_seg": stacked}
     return {"image_size": tuple(output_size), "panoptic_seg": stacked, "segments_info": infos}
+
+
+class SegmentationStream(VideoStream):
+    """Online / semi-online panoptic or semantic segmentation: :class:`~.streaming.VideoStream`'s
+    input side (frames checked when pushed, windows of W frames, ``push`` / ``flush`` / ``run``,
+    a failing window left to run again) with each window's frames returned as
+    :class:`FrameSegmentation` (thing ids stable across windows, as :func:`iter_windowed_
+    segmentation`, whose results it equals frame for frame).
+
+    Args:
+        predict_window (callable): list of W model inputs -> :class:`~.windowed.WindowOutput`.
+        task (SegmentationTask): panoptic or semantic, and the thresholds.
+        window_size (int): W >= 1.
+        output_size (tuple, optional): (H, W) of the maps; default: the first frame's size.
+        transform (callable, optional): applied to each pushed frame (see VideoStream).
+        chunk_size (int, optional): frames upsampled at a time.
+    """
+
+    def __init__(
+        self,
+        predict_window: Callable[[List], WindowOutput],
+        task: SegmentationTask,
+        window_size: int = 1,
+        *,
+        output_size: Optional[Tuple[int, int]] = None,
+        transform: Optional[Callable] = None,
+        chunk_size: Optional[int] = DEFAULT_CHUNK_SIZE,
+    ):
+        super().__init__(predict_window, window_size, output_size=output_size, transform=transform)
+        if not isinstance(task, SegmentationTask):
+            raise TypeError(f"SegmentationStream: task must be a SegmentationTask, got {task!r}")
+        self.task = task
+        self.chunk_size = chunk_size
+        self._queries = QueryLinker()
+
+    def _process_window(self) -> List[FrameSegmentation]:
+        pending = self._pending[: self.window_size]
+        where = f"SegmentationStream: the window at frame {pending[0].index}"
+        with torch.no_grad():
+            window = self.predict_window([p.model_input for p in pending])
+            order = self._queries.order(window, where)
+            results = window_segmentation(
+                self.task, window, order, self.output_size, pending[0].index, self.chunk_size
+            )
+        del self._pending[: len(pending)]
+        self._queries.commit(window, order)
+        self.num_windows += 1
+        return results

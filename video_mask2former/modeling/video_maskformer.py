@@ -31,7 +31,7 @@ from torch import nn
 from ..inference.modes import infer_video, predict_window, run_windowed, window_predictor
 from ..inference.postprocess import DEFAULT_CHUNK_SIZE, DEFAULT_TOPK
 from ..inference.streaming import StreamPolicy, VideoStream
-from ..inference.segment_windows import SegmentationTask
+from ..inference.segment_windows import SegmentationStream, SegmentationTask
 from ..inference.windowed import WindowOutput, check_window_size
 
 
@@ -334,7 +334,9 @@ class VideoMaskFormer(nn.Module):
             policy (StreamPolicy, optional): thresholds; default ``StreamPolicy(topk=test_topk)``.
 
         Returns:
-            VideoStream
+            VideoStream, or with a ``segmentation_task`` a
+            :class:`~video_mask2former.inference.segment_windows.SegmentationStream` (its
+            results are per-frame id maps; ``policy`` must then be None).
 
         Raises:
             RuntimeError: the model is in training mode (call ``model.eval()`` first).
@@ -342,6 +344,20 @@ class VideoMaskFormer(nn.Module):
         if self.training:
             raise RuntimeError(
                 "VideoMaskFormer.stream: the model is in training mode; call " "model.eval() first"
+            )
+        if self.segmentation_task is not None:
+            if policy is not None:
+                raise ValueError(
+                    "VideoMaskFormer.stream: a StreamPolicy applies to video instances; this "
+                    f"model returns {self.segmentation_task.kind} segmentation"
+                )
+            return SegmentationStream(
+                window_predictor(self),
+                self.segmentation_task,
+                window_size,
+                output_size=output_size,
+                transform=transform,
+                chunk_size=self.inference_chunk_size,
             )
         return VideoStream(
             window_predictor(self),
