@@ -38,6 +38,9 @@ class FrameInstances:
             an instance that is absent from this frame (its mask is then empty).
         gt_masks (Tensor): (N, H, W) bool masks.
         gt_boxes (Tensor, optional): (N, 4) float XYXY boxes in pixels (all zero when absent).
+        ignore_mask (Tensor, optional): (H, W) bool, pixels that no mask loss looks at (void and
+            crowd regions of panoptic / semantic data); None for instance data (every pixel
+            counts, as in the official code).
     """
 
     image_size: Tuple[int, int]
@@ -45,6 +48,7 @@ class FrameInstances:
     gt_ids: torch.Tensor
     gt_masks: torch.Tensor
     gt_boxes: Optional[torch.Tensor] = None
+    ignore_mask: Optional[torch.Tensor] = None
 
     def __len__(self) -> int:
         return int(self.gt_classes.shape[0])

@@ -50,8 +50,10 @@ def test_things_by_id_stuff_merged_per_class_crowd_and_void_in_no_tube():
     assert m0[2].sum() == 4 and m0[2][:2, 2:].all()
     assert m1[2].sum() == 6 and m1[2][:2, 1:].all()
     assert not m1[0].any() and not m0[3].any()
-    # Crowd and void pixels belong to no tube.
+    # Crowd and void pixels belong to no tube: they are the ignore region, nothing else is.
     assert not m0[:, 2, 2].any() and not m0[:, 2, 3].any()
+    assert np.argwhere(out[0].ignore_mask.numpy()).tolist() == [[2, 2], [2, 3]]
+    assert not out[1].ignore_mask.any()
     # Boxes: XYXY, one past the last pixel; zero when absent.
     assert out[1].gt_boxes[1].tolist() == [0.0, 0.0, 1.0, 3.0]
     assert out[1].gt_boxes[0].tolist() == [0.0, 0.0, 0.0, 0.0]

@@ -146,3 +146,45 @@ def test_rejects_unknown_loss_and_batch_mismatch():
         _criterion(losses=("labels", "boxes"))
     with pytest.raises(ValueError, match="targets"):
         _criterion()(_outputs(), [_target(1)])
+
+
+def test_ignored_points_do_not_count():
+    # Same matches, uniformly drawn points (no importance sampling, so the points do not depend on
+    # the predictions): predictions changed only inside the ignored region leave the mask losses
+    # unchanged; an all-False ignore equals no ignore at all.
+    criterion = _criterion(importance_sample_ratio=0.0)
+    targets = [_target(2, 1), _target(3, 2)]
+    indices = [(torch.tensor([0, 3]), torch.tensor([1, 0])), (torch.tensor([4]), torch.tensor([2]))]
+    ignore = torch.zeros(T, H, W, dtype=torch.bool)
+    ignore[:, :, : W // 2] = True  # the left half of every frame
+    with_ignore = [dict(t, ignore=ignore) for t in targets]
+
+    def mask_losses(outputs, targets):
+        torch.manual_seed(0)
+        losses = criterion.loss_masks(outputs, targets, indices, num_masks=3.0)
+        return {k: v.item() for k, v in losses.items()}
+
+    outputs = _outputs()
+    changed = {"pred_masks": outputs["pred_masks"].detach().clone()}
+    # Low-resolution columns 0..2 of 8 only influence points left of x = 3.5 / 8 < 1/2 (bilinear).
+    changed["pred_masks"][..., :3] = 7.0
+    base = mask_losses(outputs, with_ignore)
+    assert base == pytest.approx(mask_losses(changed, with_ignore), rel=1e-6)
+    assert base != pytest.approx(mask_losses(outputs, targets), rel=1e-3)
+    assert mask_losses(changed, targets) != pytest.approx(mask_losses(outputs, targets), rel=1e-3)
+    nothing = [dict(t, ignore=torch.zeros(T, H, W, dtype=torch.bool)) for t in targets]
+    assert mask_losses(outputs, nothing) == pytest.approx(mask_losses(outputs, targets), rel=1e-6)
+
+
+def test_weighted_losses_mean_over_kept_points():
+    logits = torch.tensor([[2.0, -1.0, 5.0, 0.0]])
+    labels = torch.tensor([[1.0, 0.0, 0.0, 1.0]])
+    keep = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    assert sigmoid_ce_loss(logits, labels, 1.0, keep).item() == pytest.approx(
+        sigmoid_ce_loss(logits[:, :2], labels[:, :2], 1.0).item()
+    )
+    assert dice_loss(logits, labels, 1.0, keep).item() == pytest.approx(
+        dice_loss(logits[:, :2], labels[:, :2], 1.0).item()
+    )
+    # A row with no kept point contributes nothing.
+    assert sigmoid_ce_loss(logits, labels, 1.0, torch.zeros_like(keep)).item() == 0.0

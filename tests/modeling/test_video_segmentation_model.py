@@ -66,8 +66,14 @@ def test_training_step_on_panoptic_targets():
     instances = clip_segment_targets(frames, [TransformList([]), TransformList([])])
     model = build_tiny_model().train()
     video = {"image": random_video(2, 32, 32), "instances": instances}
-    (target,) = model.prepare_targets([video], (32, 32))
+    (target,) = model.prepare_targets([video], (40, 36))
     assert target["labels"].tolist() == [0, 1, 2]
+    # Ignored: the crowd square of frame 1 and the padding of both frames.
+    ignore = target["ignore"]
+    assert ignore.shape == (2, 40, 36)
+    assert ignore[1, 20:24, 20:24].all() and not ignore[0, :32, :32].any()
+    assert int(ignore[1, :32, :32].sum()) == 16
+    assert ignore[:, 32:].all() and ignore[:, :, 32:].all()
     losses = model([video])
     total = sum(losses.values())
     assert torch.isfinite(total)

@@ -6,8 +6,11 @@ As the image Mask2Former builds panoptic targets per image (one target per non-c
 but per clip: every thing segment (one segment id through the clip's frames) is one tube with its
 class, and every stuff class present in the clip is one tube (its segments of all frames merged);
 for semantic data every class present is one tube. Crowd segments and void pixels (segment id 0,
-or label 255 of semantic data) belong to no tube. A tube absent from a frame has an empty mask and
-id -1 there, as for video instances, so the same model, matcher and criterion train on it.
+or label 255 of semantic data) belong to no tube and are the frame's ``ignore_mask``: the mask
+losses do not look at them (nor at the padding the model adds), so the model is neither taught to
+cover them nor to leave them empty (every other pixel of panoptic / semantic ground truth is in a
+tube). A tube absent from a frame has an empty mask and id -1 there, as for video instances, so
+the same model, matcher and criterion train on it.
 
 The mapper reads a panoptic record of :func:`~video_mask2former.data.vps.load_vps_video_dicts`
 (``pan_seg_file_names`` + ``segments_info``) or a semantic record (``sem_seg_file_names``: VSPW
@@ -84,7 +87,7 @@ def clip_segment_targets(
     Returns:
         list[FrameInstances]: per frame, N tubes: things first (by segment id), then stuff (by
         class); ``gt_ids`` the segment id of a thing, ``STUFF_TUBE_ID_BASE + class`` for stuff,
-        -1 where the tube's augmented mask is empty.
+        -1 where the tube's augmented mask is empty; ``ignore_mask`` the void and crowd pixels.
     """
     tubes = _tube_keys(frames)
     keys = list(tubes)
@@ -107,6 +110,10 @@ def clip_segment_targets(
             if slot_of_segment[n] >= 0:
                 masks[slot_of_segment[n]] |= ids == int(segment["id"])
         masks = transform.apply_masks(masks)  # (N, H, W)
+        # Void, crowd, and what the augmentation brought in from outside the frame (a rotation's
+        # corners): the pixels of no tube (masks are resized and warped by nearest neighbour, so
+        # the union of the augmented masks is the augmented union).
+        ignore = ~masks.any(axis=0)
         present = masks.any(axis=(1, 2))
         out.append(
             FrameInstances(
@@ -117,6 +124,7 @@ def clip_segment_targets(
                 ),
                 gt_masks=torch.from_numpy(np.ascontiguousarray(masks)),
                 gt_boxes=torch.from_numpy(masks_to_boxes(masks)),
+                ignore_mask=torch.from_numpy(np.ascontiguousarray(ignore)),
             )
         )
     return out

@@ -11,7 +11,7 @@ against row i of the targets; used by the loss) and *pairwise* (every logit row 
 row; used as matching cost by :class:`~video_mask2former.modeling.matcher.VideoHungarianMatcher`).
 """
 
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -28,18 +28,26 @@ Indices = Tuple[torch.Tensor, torch.Tensor]
 
 
 # ----------------------------------------------------------------------------- mask losses
-def dice_loss(inputs: torch.Tensor, targets: torch.Tensor, num_masks: float) -> torch.Tensor:
+def dice_loss(
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    num_masks: float,
+    weights: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
     """Dice loss of each logit row against its own target row, summed and normalised.
 
     Args:
         inputs (Tensor): (M, P) logits.
         targets (Tensor): (M, P) float targets in [0, 1].
         num_masks (float): normaliser (instances in the batch).
+        weights (Tensor, optional): (M, P) 0/1, points to leave out (0) of the sums.
 
     Returns:
         Tensor: scalar ``sum_i (1 - (2 <p_i, t_i> + 1) / (|p_i| + |t_i| + 1)) / num_masks``.
     """
     probs = inputs.sigmoid().flatten(1)
+    if weights is not None:
+        probs, targets = probs * weights, targets * weights
     numerator = 2 * (probs * targets).sum(-1)
     denominator = probs.sum(-1) + targets.sum(-1)
     loss = 1 - (numerator + 1) / (denominator + 1)
@@ -62,18 +70,27 @@ def pairwise_dice_cost(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     return 1 - (numerator + 1) / (denominator + 1)
 
 
-def sigmoid_ce_loss(inputs: torch.Tensor, targets: torch.Tensor, num_masks: float) -> torch.Tensor:
+def sigmoid_ce_loss(
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    num_masks: float,
+    weights: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
     """Binary cross-entropy of each logit row against its target row, averaged over points.
 
     Args:
         inputs (Tensor): (M, P) logits.
         targets (Tensor): (M, P) float targets in [0, 1].
         num_masks (float): normaliser (instances in the batch).
+        weights (Tensor, optional): (M, P) 0/1; the mean is then over the points of weight 1
+            (a row with none contributes 0).
 
     Returns:
         Tensor: scalar ``sum_i mean_p BCE(x_ip, t_ip) / num_masks``.
     """
     loss = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
+    if weights is not None:
+        return ((loss * weights).sum(1) / weights.sum(1).clamp(min=1)).sum() / num_masks
     return loss.mean(1).sum() / num_masks
 
 
@@ -201,10 +218,38 @@ class VideoSetCriterion(nn.Module):
             )  # (n*T, P, 2)
             point_labels = point_sample(tgt_masks, point_coords, align_corners=False).squeeze(1)
         point_logits = point_sample(src_masks, point_coords, align_corners=False).squeeze(1)
+        weights = self._point_weights(targets, indices, point_coords)
+        if weights is not None:
+            return {
+                "loss_mask": sigmoid_ce_loss(point_logits, point_labels, num_masks, weights),
+                "loss_dice": dice_loss(point_logits, point_labels, num_masks, weights),
+            }
         return {
             "loss_mask": sigmoid_ce_loss(point_logits, point_labels, num_masks),
             "loss_dice": dice_loss(point_logits, point_labels, num_masks),
         }
+
+    @staticmethod
+    def _point_weights(
+        targets: List[Dict], indices: List[Indices], point_coords: torch.Tensor
+    ) -> Optional[torch.Tensor]:
+        """(n*T, P) float: 0 at sampled points inside a target's ``ignore`` region (void, crowd,
+        padding of panoptic / semantic targets), 1 elsewhere; None when no target has one."""
+        if all("ignore" not in t for t in targets):
+            return None
+        maps = []
+        for t, (_, tgt) in zip(targets, indices):
+            num_frames = t["masks"].shape[1]
+            ignore = t.get("ignore")
+            if ignore is None:
+                ignore = torch.zeros((num_frames, 1, 1), dtype=torch.bool)
+                ignore = ignore.expand(num_frames, *t["masks"].shape[-2:])
+            ignore = ignore.to(point_coords.device).float()  # (T, Hp, Wp)
+            maps.append(ignore[None].expand(len(tgt), -1, -1, -1))  # (n_b, T, Hp, Wp)
+        ignore = torch.cat(maps).flatten(0, 1)[:, None]  # (n*T, 1, Hp, Wp)
+        # Nearest sampling: a point is ignored when the pixel it falls in is.
+        sampled = point_sample(ignore, point_coords, mode="nearest", align_corners=False)
+        return 1.0 - sampled.squeeze(1)
 
     # -- driver --------------------------------------------------------------------------------
     def forward(self, outputs: Dict, targets: List[Dict]) -> Dict[str, torch.Tensor]:

@@ -229,7 +229,8 @@ class VideoMaskFormer(nn.Module):
 
         Returns:
             list[dict]: per video ``labels`` (M',) int64, ``ids`` (M', T) int64, ``masks``
-            (M', T, Hp, Wp) float, for the M' instances present in some frame.
+            (M', T, Hp, Wp) float, for the M' instances present in some frame; with panoptic /
+            semantic targets (frames with an ``ignore_mask``) also ``ignore`` (T, Hp, Wp) bool.
         """
         targets = []
         for video_index, video in enumerate(batched_inputs):
@@ -264,10 +265,29 @@ class VideoMaskFormer(nn.Module):
             frame_index = torch.arange(len(frames), device=self.device)
             last_present = torch.where(present, frame_index, -1).amax(dim=1).clamp(min=0)  # (M,)
             labels = classes.gather(1, last_present[:, None])[:, 0]
-            targets.append(
-                {"labels": labels[valid], "ids": ids[valid], "masks": masks[valid].float()}
-            )
+            target = {"labels": labels[valid], "ids": ids[valid], "masks": masks[valid].float()}
+            ignore = self._ignore_mask(frames, padded_size)
+            if ignore is not None:
+                target["ignore"] = ignore
+            targets.append(target)
         return targets
+
+    def _ignore_mask(
+        self, frames: Sequence, padded_size: Tuple[int, int]
+    ) -> Optional[torch.Tensor]:
+        """(T, Hp, Wp) bool pixels the mask losses skip: the frames' ``ignore_mask`` (void and
+        crowd of panoptic / semantic data) and the padding; None when no frame has one
+        (instance data: every pixel counts, padding included, as in the official code)."""
+        if all(getattr(frame, "ignore_mask", None) is None for frame in frames):
+            return None
+        ignore = torch.ones((len(frames), *padded_size), dtype=torch.bool, device=self.device)
+        for t, frame in enumerate(frames):
+            h, w = frame.gt_masks.shape[-2:]
+            if frame.ignore_mask is None:
+                ignore[t, :h, :w] = False
+            else:
+                ignore[t, :h, :w] = frame.ignore_mask.to(self.device).bool()
+        return ignore
 
     def predict_window(self, frames: Sequence) -> WindowOutput:
         """The network's prediction for one window of frames (one video, no post-processing).
