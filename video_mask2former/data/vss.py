@@ -66,23 +66,23 @@ def _read_single_channel(path: str, what: str, video_id, frame) -> np.ndarray:
     return values.astype(np.uint8, copy=False)
 
 
-def read_vss_label(
+def read_vss_mask(
     path: str,
     *,
     num_classes: int = VSPW_NUM_CLASSES,
     video_id: Optional[str] = None,
     frame: Optional[str] = None,
 ) -> np.ndarray:
-    """A VSPW mask PNG remapped as the VSPW authors do: 0 ("others") and 255 -> 255 (ignore),
-    ``v`` -> ``v - 1`` otherwise.
+    """A VSPW mask PNG's values as stored, checked: 0 ("others"), 1..K (classes), 255
+    (unlabelled). The video-consistency metric compares these (see ``evaluation/vss_metrics``).
 
     Args:
-        path (str): the mask PNG (values 0..num_classes or 255).
-        num_classes (int): K; mask values above K other than 255 are an error.
+        path (str): the mask PNG.
+        num_classes (int): K; values above K other than 255 are an error.
         video_id, frame (str, optional): named by the errors.
 
     Returns:
-        ndarray: (H, W) uint8, class indices 0..K-1 or 255.
+        ndarray: (H, W) uint8.
 
     Raises:
         MissingVideoSegFileError, VideoSegFormatError: naming the file, video and frame.
@@ -95,9 +95,36 @@ def read_vss_label(
             f"Mask PNG {locate(path, video_id, frame)} holds values {values[:10]}; expected 0 "
             f"(others), 1..{num_classes} (classes) or {IGNORE_LABEL} (unlabelled)."
         )
+    return raw
+
+
+def remap_vss_mask(raw: np.ndarray) -> np.ndarray:
+    """Stored VSPW mask values to labels as the VSPW authors remap them: 0 ("others") and 255 ->
+    255 (ignore), ``v`` -> ``v - 1`` otherwise. (H, W) uint8 -> (H, W) uint8."""
     label = raw.astype(np.int16) - 1
     label[(raw == OTHERS_VALUE) | (raw == IGNORE_LABEL)] = IGNORE_LABEL
     return label.astype(np.uint8)
+
+
+def read_vss_label(
+    path: str,
+    *,
+    num_classes: int = VSPW_NUM_CLASSES,
+    video_id: Optional[str] = None,
+    frame: Optional[str] = None,
+) -> np.ndarray:
+    """A VSPW mask PNG remapped as the VSPW authors do (:func:`read_vss_mask`, then
+    :func:`remap_vss_mask`): class indices 0..K-1, 255 ignored.
+
+    Returns:
+        ndarray: (H, W) uint8, class indices 0..K-1 or 255.
+
+    Raises:
+        MissingVideoSegFileError, VideoSegFormatError: naming the file, video and frame.
+    """
+    return remap_vss_mask(
+        read_vss_mask(path, num_classes=num_classes, video_id=video_id, frame=frame)
+    )
 
 
 def read_vss_prediction(
@@ -223,6 +250,29 @@ def _mask_paths(root: str, name: str, stems: List[str]) -> List[str]:
     return [os.path.join(folder, s + MASK_EXT) for s in stems]
 
 
+def read_vss_frame_mask(
+    video: VssVideo, index: int, *, num_classes: int = VSPW_NUM_CLASSES
+) -> np.ndarray:
+    """The stored mask values of frame ``index`` of ``video`` (:func:`read_vss_mask`), checked
+    against its frame's size.
+
+    Returns:
+        ndarray: (H, W) uint8 stored values.
+    """
+    frame = video.frame_names[index]
+    raw = read_vss_mask(
+        video.mask_paths[index], num_classes=num_classes, video_id=video.name, frame=frame
+    )
+    check_frame_size(
+        raw.shape,
+        video.image_paths[index],
+        png_path=video.mask_paths[index],
+        video_id=video.name,
+        frame=frame,
+    )
+    return raw
+
+
 def check_vss_frame(
     video: VssVideo, index: int, *, num_classes: int = VSPW_NUM_CLASSES
 ) -> np.ndarray:
@@ -231,18 +281,7 @@ def check_vss_frame(
     Returns:
         ndarray: (H, W) uint8 (:func:`read_vss_label`).
     """
-    frame = video.frame_names[index]
-    label = read_vss_label(
-        video.mask_paths[index], num_classes=num_classes, video_id=video.name, frame=frame
-    )
-    check_frame_size(
-        label.shape,
-        video.image_paths[index],
-        png_path=video.mask_paths[index],
-        video_id=video.name,
-        frame=frame,
-    )
-    return label
+    return remap_vss_mask(read_vss_frame_mask(video, index, num_classes=num_classes))
 
 
 def load_vss_video_dicts(root: str, split_file: str, *, with_masks: bool = True) -> List[dict]:
