@@ -6,8 +6,15 @@
     python train_net_video.py --config-file ... --eval-only MODEL.WEIGHTS model_final.pth
     python train_net_video.py \
         --config-file configs/quick_schedules/video_maskformer2_R18_synthetic_quick.yaml
+    python train_net_video.py \
+        --config-file configs/quick_schedules/video_maskformer2_R18_vps_synthetic_quick.yaml
 
-Trainer overrides (data loaders over whole videos, the YouTube-VIS evaluator, the optimizer with
+The same script trains and scores video instance (YouTube-VIS layout), video panoptic (VIPSeg
+layout) and video semantic (VSPW layout) datasets: the train / test mapper and the evaluator follow
+each dataset's ``evaluator_type`` ("ytvis", "vps", "vss"); the model's output follows
+MODEL.MASK_FORMER.TEST.{INSTANCE_ON, PANOPTIC_ON, SEMANTIC_ON}, which must match it.
+
+Trainer overrides (data loaders over whole videos, the evaluators, the optimizer with
 backbone multiplier and full-model gradient clipping, AMP evaluation, the last
 SOLVER.CHECKPOINT_MAX_TO_KEEP periodic checkpoints kept), ``setup`` and ``main``.
 
@@ -27,7 +34,11 @@ import weakref
 import detectron2.utils.comm as comm
 import torch
 import torch.multiprocessing as mp
-from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.data import (
+    MetadataCatalog,
+    build_detection_test_loader,
+    build_detection_train_loader,
+)
 from detectron2.engine import DefaultTrainer, default_argument_parser, hooks, launch
 from detectron2.evaluation import verify_results
 from detectron2.modeling import build_model
@@ -48,10 +59,13 @@ from video_mask2former.d2.datasets import (
 from video_mask2former.d2.distributed import device_aware_ddp
 from video_mask2former.d2.evaluator import YTVISEvaluator
 from video_mask2former.d2.joint import build_joint_train_loader, uses_joint_loader
-from video_mask2former.d2.mapper import YTVISDatasetMapper
+from video_mask2former.d2.mapper import SEGMENTATION_EVALUATOR_TYPES, build_video_mapper
+from video_mask2former.d2.registration import video_task
 from video_mask2former.d2.solver import build_optimizer
+from video_mask2former.d2.video_seg_evaluator import VideoSegEvaluator, check_task_for_dataset
 from video_mask2former.data.coco_images import ImageDatasetFormatError
 from video_mask2former.data.frames import FrameSourceError
+from video_mask2former.data.vps import VideoSegFormatError
 from video_mask2former.data.ytvis import YTVISFormatError
 
 logger = logging.getLogger("video_mask2former")
@@ -68,6 +82,7 @@ USER_ERRORS = (
     YTVISFormatError,
     ImageDatasetFormatError,
     FrameSourceError,
+    VideoSegFormatError,
 )
 # Exit status of a run ended by a user error (as argparse's), and by Ctrl-C (128 + SIGINT).
 USER_ERROR_STATUS = 2
@@ -84,7 +99,8 @@ def inference_autocast(cfg):
 
 
 class Trainer(DefaultTrainer):
-    """DefaultTrainer over videos: clip loaders, YTVISEvaluator, the Mask2Former optimizer."""
+    """DefaultTrainer over videos: clip loaders, YTVISEvaluator / VideoSegEvaluator, the
+    Mask2Former optimizer."""
 
     def __init__(self, cfg):
         with device_aware_ddp():  # DDP on CPU too (GLOO): no device_ids for a CPU model
@@ -143,12 +159,14 @@ class Trainer(DefaultTrainer):
         are known before loading) are checked against MODEL.SEM_SEG_HEAD.NUM_CLASSES first."""
         check_dataset_classes(cfg, cfg.DATASETS.TEST, training=False)
         if uses_joint_loader(cfg):  # image datasets as pseudo-videos, DATASETS.DATASET_RATIO
+            _check_no_segmentation_datasets(cfg.DATASETS.TRAIN)
             return build_joint_train_loader(cfg)
+        # video panoptic / semantic datasets: one target tube per thing segment / stuff class
+        mapper = build_video_mapper(cfg, cfg.DATASETS.TRAIN, is_train=True)
         dataset = get_video_dataset_dicts(
             cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS
         )
         check_dataset_classes(cfg, cfg.DATASETS.TRAIN, training=True)
-        mapper = YTVISDatasetMapper(cfg, is_train=True)
         return build_detection_train_loader(cfg, mapper=mapper, dataset=dataset)
 
     @classmethod
@@ -157,15 +175,27 @@ class Trainer(DefaultTrainer):
         against MODEL.SEM_SEG_HEAD.NUM_CLASSES first."""
         dataset = get_video_dataset_dicts(dataset_name)
         check_dataset_classes(cfg, [dataset_name], training=False)
-        mapper = YTVISDatasetMapper(cfg, is_train=False)
+        mapper = build_video_mapper(cfg, [dataset_name], is_train=False)
         return build_detection_test_loader(
             dataset=dataset, mapper=mapper, num_workers=cfg.DATALOADER.NUM_WORKERS
         )
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        """YTVISEvaluator, or VideoSegEvaluator for a video panoptic / semantic dataset (by its
+        evaluator_type); the config's video task must be the dataset's (checked first)."""
+        check_task_for_dataset(video_task(cfg), dataset_name)
         if output_folder is None:
             output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+        if MetadataCatalog.get(dataset_name).get("evaluator_type", None) in (
+            SEGMENTATION_EVALUATOR_TYPES
+        ):
+            return VideoSegEvaluator(
+                dataset_name,
+                output_folder,
+                vpq_window_sizes=cfg.TEST.VPQ_WINDOW_SIZES,
+                num_classes=cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
+            )
         return YTVISEvaluator(dataset_name, output_dir=output_folder)
 
     @classmethod
@@ -176,6 +206,20 @@ class Trainer(DefaultTrainer):
     def test(cls, cfg, model, evaluators=None):
         with inference_autocast(cfg):
             return super().test(cfg, model, evaluators)
+
+
+def _check_no_segmentation_datasets(names):
+    """Joint training (image sets as pseudo-videos) takes video instance datasets only."""
+    seg = [
+        n
+        for n in names
+        if MetadataCatalog.get(n).get("evaluator_type", None) in (SEGMENTATION_EVALUATOR_TYPES)
+    ]
+    if seg:
+        raise ConfigError(
+            f"Joint training (DATASETS.DATASET_RATIO, or an image set in DATASETS.TRAIN) takes "
+            f"video instance datasets only; {seg} are video panoptic / semantic datasets."
+        )
 
 
 def _quiet_cuda_home_warning():
@@ -233,6 +277,9 @@ def _setup_logging_and_output(cfg, args):
 def setup(args):
     """The frozen config of ``args``, with logging, OUTPUT_DIR/config.yaml and the seeds set up."""
     cfg = get_video_cfg(args.config_file, args.opts)
+    task = video_task(cfg)  # exactly one of MODEL.MASK_FORMER.TEST.{INSTANCE,PANOPTIC,SEMANTIC}_ON
+    for dataset_name in cfg.DATASETS.TEST:  # before training, not after it
+        check_task_for_dataset(task, dataset_name)
     if cfg.SOLVER.AMP.ENABLED and torch.device(cfg.MODEL.DEVICE).type != "cuda":
         # detectron2's AMPTrainer (GradScaler, CUDA autocast) only works on CUDA.
         cfg.SOLVER.AMP.ENABLED = False
@@ -249,9 +296,11 @@ def setup(args):
 def _log_outputs(cfg):
     """Name the files a user looks for once the run is over."""
     for dataset_name in cfg.DATASETS.TEST:
-        path = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name, "results.json")
-        if os.path.isfile(path):
-            logger.info(f"Results on {dataset_name}: {path}")
+        folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+        # YouTube-VIS results, video panoptic pred.json (+ pan_pred/), video semantic sem_pred/
+        for name in ("results.json", "pred.json", "sem_pred"):
+            if os.path.exists(os.path.join(folder, name)):
+                logger.info(f"Results on {dataset_name}: {os.path.join(folder, name)}")
     final = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
     if os.path.isfile(final):
         logger.info(f"Trained weights: {final} (MODEL.WEIGHTS {final} to evaluate or run the demo)")

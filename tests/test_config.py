@@ -165,3 +165,17 @@ def test_checkpoint_max_to_keep_is_checked(value, ok):
     else:
         with pytest.raises(ConfigError, match="SOLVER.CHECKPOINT_MAX_TO_KEEP must be >= 0"):
             get_video_cfg(None, ["SOLVER.CHECKPOINT_MAX_TO_KEEP", value])
+
+
+def test_video_task_defaults_without_detectron2():
+    """The video defaults select instances (the image model's would select semantic
+    segmentation); the VPQ windows default to VIPSeg's 1, 2, 4, 6, 8."""
+    cfg = CfgNode(
+        {"INPUT": {"CROP": {}}, "SOLVER": {}, "MODEL": {"RESNETS": {}, "SEM_SEG_HEAD": {}}}
+    )
+    add_maskformer2_config(cfg)
+    add_maskformer2_video_config(cfg)
+    test = cfg.MODEL.MASK_FORMER.TEST
+    assert (test.INSTANCE_ON, test.PANOPTIC_ON, test.SEMANTIC_ON) == (True, False, False)
+    assert (test.OBJECT_MASK_THRESHOLD, test.OVERLAP_THRESHOLD) == (0.0, 0.0)
+    assert cfg.TEST.VPQ_WINDOW_SIZES == [1, 2, 4, 6, 8]

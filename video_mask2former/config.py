@@ -96,11 +96,20 @@ def _add_mask_former_config(cfg):
     cfg.MODEL.MASK_FORMER.IMPORTANCE_SAMPLE_RATIO = 0.75
 
     cfg.MODEL.MASK_FORMER.TEST = _new_node(cfg)
-    # Output types of the image model; the video model only does instances (INSTANCE_ON).
-    cfg.MODEL.MASK_FORMER.TEST.SEMANTIC_ON = True
-    cfg.MODEL.MASK_FORMER.TEST.INSTANCE_ON = False
+    # The video task the model returns at inference; exactly one must be True (else a
+    # ConfigError naming the three keys: video_mask2former.d2.registration.video_task).
+    # INSTANCE_ON: video instances (the paper); PANOPTIC_ON: per-frame panoptic id maps, thing
+    # ids stable through the video; SEMANTIC_ON: per-frame class maps.
+    # The image model's defaults are SEMANTIC_ON=True, INSTANCE_ON=False; here they are
+    # INSTANCE_ON=True, SEMANTIC_ON=False, so that a config written for the official video code
+    # (instances only; it need not set these keys) still selects instances. Every shipped
+    # instance config sets INSTANCE_ON=True, SEMANTIC_ON=False explicitly anyway.
+    cfg.MODEL.MASK_FORMER.TEST.SEMANTIC_ON = False
+    cfg.MODEL.MASK_FORMER.TEST.INSTANCE_ON = True
     cfg.MODEL.MASK_FORMER.TEST.PANOPTIC_ON = False
-    # Panoptic inference thresholds of the image model (accepted, unused by video inference).
+    # Panoptic inference (the image model's keys and defaults): a query is kept when its best
+    # class probability exceeds OBJECT_MASK_THRESHOLD; a kept query whose won area is below
+    # OVERLAP_THRESHOLD of its own mask is dropped. Unused by instance and semantic inference.
     cfg.MODEL.MASK_FORMER.TEST.OBJECT_MASK_THRESHOLD = 0.0
     cfg.MODEL.MASK_FORMER.TEST.OVERLAP_THRESHOLD = 0.0
     # Resize predictions to the input size before semantic inference (accepted, unused).
@@ -228,6 +237,13 @@ def add_maskformer2_video_config(cfg):
     # Frames whose masks are upsampled to the output size at a time (bounds peak memory);
     # 0 upsamples all frames at once.
     cfg.MODEL.MASK_FORMER.TEST.CHUNK_SIZE = 8
+
+    if "TEST" not in cfg:
+        cfg.TEST = _new_node(cfg)
+    # VPQ window lengths in frames of the video panoptic evaluator (VIPSeg: 1, 2, 4, 6, 8, whose
+    # mean DVIS++ reports as VPQ; Cityscapes-VPS: 1, 2, 3, 4); each at most the longest video's
+    # length.
+    cfg.TEST.VPQ_WINDOW_SIZES = [1, 2, 4, 6, 8]
 
     # Checkpoint loading policy (video_mask2former.checkpoint). False: weights for --eval-only and
     # the demo must fit the model exactly, and a training initialisation (MODEL.WEIGHTS) must

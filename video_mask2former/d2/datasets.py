@@ -34,7 +34,7 @@ from ..data.builtin_meta import (
 )
 from ..data.synthetic import write_synthetic_ytvis
 from ..data.synthetic_images import write_synthetic_coco
-from ..data.synthetic_video_seg import write_synthetic_vps
+from ..data.synthetic_video_seg import write_synthetic_vps, write_synthetic_vss
 from ..data.vps import load_vps_dataset
 from ..data.vss import load_vss_video_dicts
 from ..data.ytvis import load_ytvis_dataset
@@ -135,12 +135,24 @@ def register_all_builtin(root: Optional[str] = None) -> None:
         register_ytvis_instances(name, metadata, json_file, image_root)
 
 
+def _synthetic_marker(name: str) -> Optional[str]:
+    """The file whose absence means that the built-in synthetic dataset ``name`` is not written
+    yet: its annotation file (``json_file``) or, for a VSPW-layout set, its split file; it lies
+    in the dataset's folder. None for other datasets."""
+    if name not in SYNTHETIC_WRITERS:
+        return None
+    meta = MetadataCatalog.get(name)
+    return meta.get("json_file", None) or meta.get("split_file", None)
+
+
 def prepare_synthetic_datasets(names: Sequence[str]) -> None:
     """Write the built-in synthetic datasets among ``names`` whose annotation file is missing.
 
     Each is written with the defaults of its script (``datasets/prepare_synthetic_ytvis.py``:
     ``ytvis_synthetic_{train,val}``; ``datasets/prepare_synthetic_coco.py``:
-    ``coco_synthetic_train``), seeded, so the files are those the script writes. Other datasets
+    ``coco_synthetic_train``; ``datasets/prepare_synthetic_vps.py``: ``vps_synthetic_*``;
+    ``datasets/prepare_synthetic_vss.py``: ``vss_synthetic_*``, whose split file stands for the
+    annotation file), seeded, so the files are those the script writes. Other datasets
     are left alone (a missing one is an error when it is loaded). Call it from every process:
     the first process of each machine writes, the others wait. A dataset is written into a
     temporary folder beside its own and renamed, so a killed run never leaves a partial dataset.
@@ -151,10 +163,11 @@ def prepare_synthetic_datasets(names: Sequence[str]) -> None:
     """
     missing = {}  # folder -> (split name, json file, writer)
     for name in names:
-        writer = SYNTHETIC_WRITERS.get(name)
-        json_file = MetadataCatalog.get(name).get("json_file", None) if writer else None
+        json_file = _synthetic_marker(name)
         if json_file and not os.path.isfile(json_file):
-            missing.setdefault(os.path.dirname(json_file), (name, json_file, writer))
+            missing.setdefault(
+                os.path.dirname(json_file), (name, json_file, SYNTHETIC_WRITERS[name])
+            )
     if missing and comm.get_local_rank() == 0:
         for folder, (name, json_file, writer) in missing.items():
             _write_synthetic(folder, name, json_file, writer)
@@ -198,7 +211,12 @@ def _write_synthetic(folder: str, name: str, json_file: str, writer: Callable) -
 
 
 def _has_instances(record: dict) -> bool:
-    """Whether any frame of the video has a non-crowd instance."""
+    """Whether any frame of the video has a non-crowd instance (a video panoptic record: a
+    non-crowd segment; a video semantic record is kept, its labels are not read here)."""
+    if "sem_seg_file_names" in record:
+        return True
+    if "segments_info" in record:
+        return any(not s.get("iscrowd", 0) for frame in record["segments_info"] for s in frame)
     frames = record.get("annotations") or []
     return any(not obj.get("iscrowd", 0) for frame in frames for obj in frame)
 
@@ -246,16 +264,22 @@ def get_video_dataset_dicts(
 
 
 def dataset_num_categories(name: str) -> Optional[int]:
-    """K, the classes that the records of dataset ``name`` use, from its metadata: the length of
-    ``thing_classes`` and the highest contiguous id of ``thing_dataset_id_to_contiguous_id`` + 1
-    (the larger; for an image set, the video categories its category map sends to). None when the
-    metadata has neither (a dataset registered without metadata, not loaded yet)."""
+    """K, the classes that the records of dataset ``name`` use, from its metadata: the lengths of
+    ``thing_classes`` and ``stuff_classes`` (video panoptic / semantic sets: every class) and the
+    highest contiguous id of ``thing_dataset_id_to_contiguous_id`` /
+    ``stuff_dataset_id_to_contiguous_id`` + 1 (the largest; for an image set, the video
+    categories its category map sends to). None when the metadata has none of them (a dataset
+    registered without metadata, not loaded yet)."""
     meta = MetadataCatalog.get(name)
-    classes = meta.get("thing_classes", None)
-    id_map = meta.get("thing_dataset_id_to_contiguous_id", None)
-    counts = [len(classes)] if classes is not None else []
-    if id_map:
-        counts.append(max(int(v) for v in id_map.values()) + 1)
+    counts = []
+    for key in ("thing_classes", "stuff_classes"):
+        classes = meta.get(key, None)
+        if classes is not None:
+            counts.append(len(classes))
+    for key in ("thing_dataset_id_to_contiguous_id", "stuff_dataset_id_to_contiguous_id"):
+        id_map = meta.get(key, None)
+        if id_map:
+            counts.append(max(int(v) for v in id_map.values()) + 1)
     return max(counts) if counts else None
 
 
@@ -313,13 +337,18 @@ def check_dataset_classes(cfg, names: Sequence[str], *, training: bool) -> None:
 VPS_EVALUATOR_TYPE = "vps"
 VSS_EVALUATOR_TYPE = "vss"
 
-# The built-in synthetic video panoptic splits are written on first use, like the others (the
-# video semantic ones have no json_file for prepare_synthetic_datasets to look at; write them
-# with datasets/prepare_synthetic_vss.py).
+# The built-in synthetic video panoptic and semantic splits are written on first use, like the
+# others (prepare_synthetic_datasets; a VSPW-layout set's split file stands for its json_file).
 SYNTHETIC_WRITERS.update(
-    {"vps_synthetic_train": write_synthetic_vps, "vps_synthetic_val": write_synthetic_vps}
+    {
+        "vps_synthetic_train": write_synthetic_vps,
+        "vps_synthetic_val": write_synthetic_vps,
+        "vss_synthetic_train": write_synthetic_vss,
+        "vss_synthetic_val": write_synthetic_vss,
+    }
 )
 SYNTHETIC_SCRIPTS[write_synthetic_vps] = "datasets/prepare_synthetic_vps.py"
+SYNTHETIC_SCRIPTS[write_synthetic_vss] = "datasets/prepare_synthetic_vss.py"
 
 
 def _missing_builtin(name: str, path: str, what: str) -> FileNotFoundError:
@@ -400,6 +429,7 @@ def register_vps_video(
         image_root=image_root,
         panoptic_root=gt_root,
         evaluator_type=VPS_EVALUATOR_TYPE,
+        annotated=annotated,  # whether the evaluator can score predictions
         **(metadata or {}),
     )
 
@@ -435,7 +465,11 @@ def register_vss_video(
     DatasetCatalog.register(name, lambda: _load_vss(name, root, split_file, annotated))
     fields = {"ignore_label": 255, **(metadata or {})}
     MetadataCatalog.get(name).set(
-        root=root, split_file=split_file, evaluator_type=VSS_EVALUATOR_TYPE, **fields
+        root=root,
+        split_file=split_file,
+        evaluator_type=VSS_EVALUATOR_TYPE,
+        annotated=annotated,  # whether the evaluator can score predictions
+        **fields,
     )
 
 

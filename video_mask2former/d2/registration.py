@@ -12,11 +12,16 @@ core ones. Entries:
   (``MODEL.MASK_FORMER.TRANSFORMER_DECODER_NAME``);
 * ``BACKBONE_REGISTRY``: ``D2SwinTransformer``. ResNets use detectron2's own
   ``build_resnet_backbone``, whose keys are those of the core ResNet.
+
+The video task (instances, panoptic or semantic segmentation) is chosen by
+``MODEL.MASK_FORMER.TEST.{INSTANCE_ON, PANOPTIC_ON, SEMANTIC_ON}`` (:func:`video_task`) and
+becomes the model's ``segmentation_task`` (:func:`build_segmentation_task`).
 """
 
-from typing import Dict
+from typing import Dict, List, Optional, Tuple
 
 from detectron2.config import configurable
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import (
     BACKBONE_REGISTRY,
@@ -35,10 +40,15 @@ from ..modeling import pixel_decoder as core_pixel_decoder
 from ..modeling import transformer_decoder as core_transformer_decoder
 from ..modeling import video_maskformer as core_video_maskformer
 from ..modeling.backbone.swin import SwinTransformer
+from ..inference.segment_windows import SegmentationTask
 from ..modeling.criterion import VideoSetCriterion
+from .config import ConfigError
 
 __all__ = [
+    "TASK_KEYS",
     "TRANSFORMER_DECODER_REGISTRY",
+    "build_segmentation_task",
+    "video_task",
     "build_pixel_decoder",
     "build_transformer_decoder",
     "build_criterion",
@@ -97,6 +107,101 @@ def build_criterion(cfg, num_classes: int) -> VideoSetCriterion:
     )
 
 
+# The config keys that select the video task, and the task each selects.
+TASK_KEYS = {
+    "MODEL.MASK_FORMER.TEST.INSTANCE_ON": "instance",
+    "MODEL.MASK_FORMER.TEST.PANOPTIC_ON": "panoptic",
+    "MODEL.MASK_FORMER.TEST.SEMANTIC_ON": "semantic",
+}
+# MetadataCatalog evaluator_type of the datasets that say which classes are things.
+_PANOPTIC_EVALUATOR_TYPE = "vps"
+
+
+def video_task(cfg) -> str:
+    """The video task ``cfg`` selects: "instance", "panoptic" or "semantic".
+
+    Unlike the image Mask2Former, which can return several outputs at once, the video model
+    returns one: exactly one of ``MODEL.MASK_FORMER.TEST.{INSTANCE_ON, PANOPTIC_ON,
+    SEMANTIC_ON}`` must be True.
+
+    Raises:
+        ConfigError: none or several of the three keys are True (naming them and their values).
+    """
+    test = cfg.MODEL.MASK_FORMER.TEST
+    values = {key: bool(getattr(test, key.rsplit(".", 1)[1])) for key in TASK_KEYS}
+    selected = [TASK_KEYS[key] for key, on in values.items() if on]
+    if len(selected) != 1:
+        listed = ", ".join(f"{key}={on}" for key, on in values.items())
+        raise ConfigError(
+            f"Exactly one of {', '.join(TASK_KEYS)} must be True (the video task the model "
+            f"returns), got {listed}."
+        )
+    return selected[0]
+
+
+def _thing_classes(name: str) -> Optional[Tuple[int, ...]]:
+    """The class indices that are things in the video panoptic dataset ``name`` (None: not a
+    video panoptic dataset). A dataset registered without categories is loaded once to fill
+    them in from its file."""
+    meta = MetadataCatalog.get(name)
+    if meta.get("evaluator_type", None) != _PANOPTIC_EVALUATOR_TYPE:
+        return None
+    if meta.get("thing_dataset_id_to_contiguous_id", None) is None:
+        DatasetCatalog.get(name)  # register_vps_video: loading sets the file's categories
+    return tuple(sorted(int(c) for c in meta.thing_dataset_id_to_contiguous_id.values()))
+
+
+def _panoptic_thing_classes(cfg) -> Tuple[int, ...]:
+    """The thing classes of the video panoptic datasets of DATASETS.TEST and DATASETS.TRAIN
+    (which must agree)."""
+    names: List[str] = list(dict.fromkeys(list(cfg.DATASETS.TEST) + list(cfg.DATASETS.TRAIN)))
+    found = {}
+    for name in names:
+        if name in DatasetCatalog.list():
+            things = _thing_classes(name)
+            if things is not None:
+                found[name] = things
+    if not found:
+        raise ConfigError(
+            f"MODEL.MASK_FORMER.TEST.PANOPTIC_ON is True, but DATASETS.TEST / DATASETS.TRAIN "
+            f"({names}) name no registered video panoptic dataset (register_vps_video, e.g. "
+            f"'vipseg_val'), whose metadata says which classes are things."
+        )
+    if len(set(found.values())) > 1:
+        listed = "; ".join(f"{n}: {list(t)}" for n, t in found.items())
+        raise ConfigError(
+            f"The video panoptic datasets of DATASETS.TEST / DATASETS.TRAIN disagree on which "
+            f"classes are things ({listed}); use datasets with one category table."
+        )
+    return next(iter(found.values()))
+
+
+def build_segmentation_task(cfg) -> Optional[SegmentationTask]:
+    """The model's ``segmentation_task`` from ``cfg``: None for instances (:func:`video_task`);
+    for panoptic segmentation the thing classes come from the metadata of the video panoptic
+    datasets of ``DATASETS.TEST`` / ``DATASETS.TRAIN``, the thresholds from
+    ``MODEL.MASK_FORMER.TEST.{OBJECT_MASK_THRESHOLD, OVERLAP_THRESHOLD}``.
+
+    Raises:
+        ConfigError: see :func:`video_task`; a panoptic task without a video panoptic dataset
+            or with datasets that disagree; a threshold outside [0, 1].
+    """
+    kind = video_task(cfg)
+    if kind == "instance":
+        return None
+    test = cfg.MODEL.MASK_FORMER.TEST
+    for key in ("OBJECT_MASK_THRESHOLD", "OVERLAP_THRESHOLD"):
+        value = getattr(test, key)
+        if not 0.0 <= float(value) <= 1.0:
+            raise ConfigError(f"MODEL.MASK_FORMER.TEST.{key} must be in [0, 1], got {value!r}.")
+    return SegmentationTask(
+        kind=kind,
+        thing_classes=_panoptic_thing_classes(cfg) if kind == "panoptic" else (),
+        object_mask_threshold=float(test.OBJECT_MASK_THRESHOLD),
+        overlap_threshold=float(test.OVERLAP_THRESHOLD),
+    )
+
+
 @META_ARCH_REGISTRY.register()
 class VideoMaskFormer(core_video_maskformer.VideoMaskFormer):
     """:class:`video_mask2former.modeling.video_maskformer.VideoMaskFormer`, built from a cfg."""
@@ -122,6 +227,7 @@ class VideoMaskFormer(core_video_maskformer.VideoMaskFormer):
             "test_topk": test.TOPK,
             "inference_chunk_size": test.CHUNK_SIZE or None,  # 0: all frames at once
             "window_size": test.WINDOW_SIZE,  # 0: the whole video in one pass
+            "segmentation_task": build_segmentation_task(cfg),  # None: video instances
         }
 
 
