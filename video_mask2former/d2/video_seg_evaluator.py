@@ -215,7 +215,7 @@ class VideoSegEvaluator(DatasetEvaluator):
 
     def _writer_frames(self) -> Dict[str, List[dict]]:
         """video id -> the ``pred.json`` entries of its frames written by this process."""
-        return dict(self._writer._videos) if self._writer is not None else {}
+        return self._writer.frames if self._writer is not None else {}
 
     def _score_vps(self) -> Dict[str, float]:
         meta = self._metadata
@@ -258,4 +258,4 @@ class VideoSegEvaluator(DatasetEvaluator):
 
 def _set_writer_frames(writer: VpsPredictionWriter, frames: Dict[str, List[dict]]) -> None:
     """Give the main process's writer the frames of every process before it writes pred.json."""
-    writer._videos = dict(frames)
+    writer.add_frames({v: f for v, f in frames.items() if v not in writer.frames})

@@ -120,6 +120,17 @@ class VpsPredictionWriter:
         )
         return path
 
+    @property
+    def frames(self) -> Dict[str, List[dict]]:
+        """video id -> the ``pred.json`` entries of its frames written so far (a copy)."""
+        return {video_id: list(frames) for video_id, frames in self._videos.items()}
+
+    def add_frames(self, frames: Dict[str, List[dict]]) -> None:
+        """Add ``pred.json`` entries of frames written elsewhere (another process of a
+        distributed evaluation, into the same folder) before :meth:`close`."""
+        for video_id, entries in frames.items():
+            self._videos.setdefault(str(video_id), []).extend(entries)
+
     def close(self) -> str:
         """Write ``pred.json`` (atomically) for every frame written so far; returns its path."""
         data = {
