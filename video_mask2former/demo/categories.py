@@ -3,12 +3,15 @@
 The model predicts contiguous class ids 0..K-1 (K = ``MODEL.SEM_SEG_HEAD.NUM_CLASSES``); the demo
 draws their names and writes their dataset ids (``category_id``). They come from, in order:
 
-1. ``--categories FILE``: a YouTube-VIS-format json (its ``categories``), or a json list of
-   ``{"id": ..., "name": ...}`` objects; contiguous ids follow increasing dataset ids, as when the
-   dataset is loaded for training;
+1. ``--categories FILE``: a YouTube-VIS-format or VIPSeg-format json (its ``categories``), or a
+   json list of ``{"id": ..., "name": ...}`` objects (an optional ``"color": [r, g, b]`` is the
+   class's colour in panoptic / semantic drawings); contiguous ids follow increasing dataset ids,
+   as when the dataset is loaded for training;
 2. the config's dataset (``DATASETS.TEST[0]``, else ``DATASETS.TRAIN[0]``) when it is registered
-   in the demo's process (the built-in ones are): its metadata, or its annotation file when it
-   was registered without categories.
+   in the demo's process (the built-in ones are): its metadata (a video panoptic / semantic
+   dataset's ``stuff_classes``, ``stuff_colors`` and ``stuff_dataset_id_to_contiguous_id``, which
+   cover all its classes; else ``thing_classes``), or its annotation file when it was registered
+   without categories.
 
 Anything else is an error (:class:`CategoriesError`): a dataset registered only by a training
 script, a config without a dataset, or a number of categories other than K.
@@ -19,7 +22,7 @@ Finding them from the config's dataset needs detectron2's catalogs:
 """
 
 from dataclasses import dataclass
-from typing import List
+from typing import List, Optional
 
 # One validation of a category list, shared with the dataset loader.
 from ..data.ytvis import category_mapping, check_categories, read_json
@@ -39,11 +42,14 @@ class Categories:
         names (list[str]): K names.
         dataset_ids (list[int]): K dataset category ids.
         source (str): where they come from, for messages.
+        colors (list, optional): K RGB tuples (an entry may be None), the classes' colours in
+            panoptic / semantic drawings; None: a fixed palette.
     """
 
     names: List[str]
     dataset_ids: List[int]
     source: str
+    colors: Optional[List[Optional[tuple]]] = None
 
     def to_dataset_id(self) -> dict:
         """{contiguous id: dataset category id}."""
@@ -67,4 +73,23 @@ def load_categories_file(path: str) -> Categories:
         )
     check_categories(categories, source)
     mapping, names = category_mapping({"categories": categories}, source, None)
-    return Categories(list(names), sorted(mapping, key=mapping.get), source)
+    ids = sorted(mapping, key=mapping.get)
+    colors = {c["id"]: _color(c.get("color"), c, source) for c in categories}
+    has_colors = any(color is not None for color in colors.values())
+    return Categories(list(names), ids, source, [colors[i] for i in ids] if has_colors else None)
+
+
+def _color(color, category: dict, source: str) -> Optional[tuple]:
+    """A category's optional ``color``, checked: [r, g, b] integers in 0..255."""
+    if color is None:
+        return None
+    if not (
+        isinstance(color, list)
+        and len(color) == 3
+        and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in color)
+    ):
+        raise CategoriesError(
+            f"{source}: category {category.get('id')!r} has color {color!r}; expected "
+            "[r, g, b] integers in 0..255"
+        )
+    return tuple(color)

@@ -9,6 +9,11 @@ appended to a JSON-lines file (one line per frame, flushed at once)::
     {"frame": 0, "instances": [{"track_id": 3, "category_id": 1, "score": 0.93,
                                 "segmentation": {"size": [H, W], "counts": "..."}}, ...]}
 
+A model with a segmentation task (panoptic / semantic) streams id maps instead
+(:class:`~video_mask2former.inference.segment_windows.SegmentationStream`: thing ids stable
+across windows): each frame is drawn as :mod:`.segmentation` draws it, and ``--save-masks DIR``
+writes the scorers' formats there (see :mod:`.segmentation`).
+
 Everything is checked before the first frame is read (the arguments, the outputs' folders, the
 input, the weights or the ONNX file, the categories); the files are written under temporary names
 beside ``--output`` / ``--save-masks`` and renamed over them when the run ends (see
@@ -36,6 +41,7 @@ from ..structures import RLEVideoMask
 from ..visualization.draw import draw_frame_result
 from ..visualization.video_io import FrameWriter, JsonLinesWriter
 from .categories import Categories
+from .segmentation import FrameMemory, SegmentationOutputs, default_video_id
 from .wording import plural
 
 logger = logging.getLogger("video_mask2former.demo")
@@ -62,7 +68,7 @@ def frame_result_to_json(result: FrameResult, to_dataset_id: Dict[int, int]) -> 
 
 
 class _Outputs:
-    """The writers of an online run, opened before any frame is read."""
+    """The writers of an online instance run, opened before any frame is read."""
 
     def __init__(
         self,
@@ -70,7 +76,10 @@ class _Outputs:
         save_masks: Optional[str],
         names: Optional[Sequence[str]],
         fps: float,
+        categories: Categories,
     ):
+        self.class_names = categories.names
+        self.to_dataset_id = categories.to_dataset_id()
         self.frames: Optional[FrameWriter] = None
         self.masks: Optional[JsonLinesWriter] = None
         try:
@@ -80,29 +89,69 @@ class _Outputs:
             self.close()
             raise
 
-    def write(self, frame, result: FrameResult, class_names, to_dataset_id) -> None:
+    def write(self, frame, result: FrameResult) -> None:
         if self.frames is not None:
-            self.frames.write(draw_frame_result(frame, result, class_names))
+            self.frames.write(draw_frame_result(frame, result, self.class_names))
         if self.masks is not None:
-            self.masks.write(frame_result_to_json(result, to_dataset_id))
+            self.masks.write(frame_result_to_json(result, self.to_dataset_id))
 
-    def close(self) -> None:
+    def close(self, allow_empty: bool = True) -> None:
         """Close every writer; a writer that got no frame is not an error here."""
         if self.masks is not None:
             self.masks.close()
         if self.frames is not None:
-            self.frames.close(allow_empty=True)
+            self.frames.close(allow_empty=allow_empty)
 
 
-def run_online(args, cfg, make_predictor: Callable, categories: Categories) -> int:
+def segmentation_task_of(predictor):
+    """The predictor's ``segmentation_task``; a predictor without one predicts instances."""
+    return getattr(predictor, "segmentation_task", None)
+
+
+def _open_outputs(args, predictor, names, fps, categories, video_id):
+    """The writers of the run: instances, or the maps of a segmentation task."""
+    task = segmentation_task_of(predictor)
+    if task is None:
+        return _Outputs(args.output, args.save_masks, names, fps, categories)
+    return SegmentationOutputs(
+        args.output,
+        args.save_masks,
+        names,
+        fps,
+        task.kind,
+        video_id if video_id is not None else default_video_id(args.input),
+        categories,
+    )
+
+
+def _results(predictor, source, cfg, args):
+    """The stream of the run and its (frame, result) pairs."""
+    window_size = max(1, cfg.MODEL.MASK_FORMER.TEST.WINDOW_SIZE)
+    if segmentation_task_of(predictor) is not None:
+        stream = predictor.stream(window_size, policy=None)
+        frames = FrameMemory(source)
+        return stream, ((frames.take(r.index), r) for r in stream.run(frames))
+    policy = StreamPolicy(
+        topk=cfg.MODEL.MASK_FORMER.TEST.TOPK, score_threshold=args.confidence_threshold
+    )
+    stream = predictor.stream(window_size, policy=policy)
+    return stream, ((r.frame, r) for r in stream.run(source))
+
+
+def run_online(
+    args, cfg, make_predictor: Callable, categories: Categories, video_id: Optional[str] = None
+) -> int:
     """Run the demo online (see the module docstring).
 
     Args:
         args: the demo's parsed arguments (``input``, ``output``, ``save_masks``,
             ``confidence_threshold``); the outputs were checked by the caller.
         cfg: the frozen config; ``MODEL.MASK_FORMER.TEST.WINDOW_SIZE`` is W (0 means 1).
-        make_predictor (callable): cfg -> :class:`VideoPredictor`.
-        categories (Categories): class names and dataset ids of the model's classes.
+        make_predictor (callable): cfg -> :class:`VideoPredictor` (its ``segmentation_task``
+            chooses instances or id maps).
+        categories (Categories): class names, colours and dataset ids of the model's classes.
+        video_id (str, optional): the video's id in a panoptic / semantic ``--save-masks``
+            folder; default: :func:`~.segmentation.default_video_id` of the input.
 
     Returns:
         int: the exit status.
@@ -114,22 +163,23 @@ def run_online(args, cfg, make_predictor: Callable, categories: Categories) -> i
         if source.size is not None:
             predictor.check_frame_size(source.size)
         names = None if live else source.frame_names()
-        outputs = _Outputs(args.output, args.save_masks, names, source.fps)
+        outputs = _open_outputs(args, predictor, names, source.fps, categories, video_id)
     except BaseException:
         if live:
             source.close()
         raise
     logger.info(f"Input: {source.name if live else source.path}, read frame by frame")
-    to_dataset_id = categories.to_dataset_id()
-    window_size = max(1, cfg.MODEL.MASK_FORMER.TEST.WINDOW_SIZE)
-    policy = StreamPolicy(
-        topk=cfg.MODEL.MASK_FORMER.TEST.TOPK, score_threshold=args.confidence_threshold
-    )
-    stream = predictor.stream(window_size, policy=policy)
+    try:
+        stream, results = _results(predictor, source, cfg, args)
+    except BaseException:  # nothing was written: no temporary is left behind
+        outputs.close(allow_empty=True)
+        if live:
+            source.close()
+        raise
     count = 0
     try:
-        for result in tqdm(stream.run(source), desc="online", unit="frame"):
-            outputs.write(result.frame, result, categories.names, to_dataset_id)
+        for frame, result in tqdm(results, desc="online", unit="frame"):
+            outputs.write(frame, result)
             count += 1
     except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM / SIGHUP (see demo.py)
         logger.info(
@@ -139,7 +189,7 @@ def run_online(args, cfg, make_predictor: Callable, categories: Categories) -> i
         )
         return 0
     finally:
-        outputs.close()
+        outputs.close(allow_empty=True)
     written = ", ".join(p for p in (args.output, args.save_masks) if p)
     if live and source.dropped:
         logger.error(

@@ -11,9 +11,37 @@ from ...demo.categories import Categories, CategoriesError, load_categories_file
 __all__ = ["resolve_categories"]
 
 
+def _segment_categories(name: str, metadata) -> Optional[Categories]:
+    """The classes of a video panoptic / semantic dataset (``stuff_classes`` cover all its
+    classes, things included), with ``stuff_colors``; None for another dataset."""
+    names = metadata.get("stuff_classes", None)
+    id_map = metadata.get("stuff_dataset_id_to_contiguous_id", None)
+    if not names or not id_map:
+        return None
+    by_contiguous = {int(c): int(d) for d, c in id_map.items()}
+    if sorted(by_contiguous) != list(range(len(names))):
+        raise CategoriesError(
+            f"dataset {name!r}: its metadata's stuff_dataset_id_to_contiguous_id does not number "
+            f"its {len(names)} stuff_classes 0..{len(names) - 1}: give the categories with "
+            "--categories FILE"
+        )
+    colors = metadata.get("stuff_colors", None)
+    if colors is not None and len(colors) != len(names):
+        raise CategoriesError(
+            f"dataset {name!r}: its metadata has {len(colors)} stuff_colors for "
+            f"{len(names)} stuff_classes"
+        )
+    ids = [by_contiguous[i] for i in range(len(names))]
+    colors = None if colors is None else [tuple(int(v) for v in c) for c in colors]
+    return Categories(list(names), ids, f"the metadata of dataset {name!r}", colors)
+
+
 def _registered_categories(name: str) -> Optional[Categories]:
     """The categories of registered dataset ``name``: its metadata, else its annotation file."""
     metadata = MetadataCatalog.get(name)
+    segment_classes = _segment_categories(name, metadata)
+    if segment_classes is not None:
+        return segment_classes
     names = metadata.get("thing_classes", None)
     id_map = metadata.get("thing_dataset_id_to_contiguous_id", None)
     if names and id_map:

@@ -1,4 +1,5 @@
-"""The demo's command line (``demo_video/demo.py``): predict a video and draw / save its instances.
+"""The demo's command line (``demo_video/demo.py``): predict a video and draw / save its instances,
+or its panoptic / semantic segmentation.
 
     python demo_video/demo.py \
         --config-file configs/youtubevis_2019/video_maskformer2_R50_bs16_8ep.yaml \
@@ -16,6 +17,14 @@ and memory does not grow with the video's length.
 or a stream URL; ``--save-masks`` writes JSON lines, one per frame; Ctrl-C, SIGTERM and SIGHUP
 stop cleanly): see ``video_mask2former.demo.online``. ``--onnx-model`` runs the network from
 an ONNX file in both modes.
+
+A config with ``MODEL.MASK_FORMER.TEST.PANOPTIC_ON`` or ``SEMANTIC_ON`` (e.g.
+``configs/vipseg/``, ``configs/vspw/``) draws video panoptic segmentation (thing segments in the
+colour of their id, stable through the video, stuff in its class colour, void undrawn) or video
+semantic segmentation (class colours), offline and ``--online`` alike; ``--save-masks DIR`` is
+then a folder in the scorers' formats (``DIR/pan_pred/<video>/*.png`` + ``DIR/pred.json`` for
+``tools/evaluate_vps.py``; ``DIR/<video>/*.png`` for ``tools/evaluate_vss.py``), ``<video>``
+being ``--video-id`` or the input's name: see ``video_mask2former.demo.segmentation``.
 
 ``demo_video/demo.py`` only calls :func:`run`; the library code used here is the rest of
 ``video_mask2former.d2.demo`` (the predictor, the categories of a registered dataset),
@@ -53,7 +62,14 @@ from tqdm import tqdm
 from ...checkpoint import CheckpointMismatchError
 from ...data.frames import FrameSource
 from ...demo.categories import CategoriesError
-from ...demo.online import live_inputs, run_online
+from ...demo.online import live_inputs, run_online, segmentation_task_of
+from ...demo.segmentation import (
+    FrameMemory,
+    SegmentationOutputs,
+    check_video_id,
+    default_video_id,
+    run_segmentation,
+)
 from ...demo.wording import plural
 from ...evaluation import video_predictions_to_results, write_results_json
 from ...visualization import (
@@ -63,6 +79,7 @@ from ...visualization import (
     check_writable,
 )
 from ..config import get_video_cfg
+from ..registration import video_task
 from .categories import resolve_categories
 from .predictor import VideoPredictor
 
@@ -135,14 +152,17 @@ def get_parser() -> argparse.ArgumentParser:
         "--save-masks",
         type=str,
         default=None,
-        metavar="FILE",
-        help="write the kept instances to FILE in the YouTube-VIS results.json format",
+        metavar="PATH",
+        help="video instances: write the kept instances to the file PATH in the YouTube-VIS "
+        "results.json format (--online: JSON lines); a panoptic / semantic config: write the "
+        "id maps into the folder PATH in the format tools/evaluate_vps.py / evaluate_vss.py read",
     )
     parser.add_argument(
         "--confidence-threshold",
         type=float,
         default=0.5,
-        help="instances scoring below are neither drawn nor saved",
+        help="video instances scoring below are neither drawn nor saved (panoptic segments: "
+        "MODEL.MASK_FORMER.TEST.OBJECT_MASK_THRESHOLD)",
     )
     parser.add_argument(
         "--window-size",
@@ -156,7 +176,8 @@ def get_parser() -> argparse.ArgumentParser:
         "--online",
         action="store_true",
         help="online inference: each frame is written as soon as its window (--window-size, "
-        "default 1) is processed, with track ids; --save-masks then writes JSON lines",
+        "default 1) is processed, with track ids (panoptic: thing ids); --save-masks then writes "
+        "JSON lines (instances) or its folder frame by frame",
     )
     parser.add_argument(
         "--allow-partial-weights",
@@ -166,10 +187,13 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--video-id",
-        type=int,
+        type=str,
         default=None,
-        help="video_id written to --save-masks (default: the input folder's or file's name when "
-        f"it is a number, e.g. a YouTube-VIS id, else {DEFAULT_VIDEO_ID})",
+        help="video_id written to --save-masks: instances: an integer (default: the input "
+        "folder's or file's name when it is a number, e.g. a YouTube-VIS id, else "
+        f"{DEFAULT_VIDEO_ID}); panoptic / semantic: the dataset's video name, which names its "
+        "folder (default: the input folder's name, its parent's for a VSPW .../<video>/origin "
+        "folder, or the video file's stem)",
     )
     parser.add_argument(
         "--onnx-model",
@@ -210,10 +234,16 @@ def setup_cfg(args):
 
 
 def _video_id(args) -> int:
-    """--video-id, else the input's name when it is a number (a folder ``00042``, a file
-    ``42.mp4``), else DEFAULT_VIDEO_ID."""
+    """Instances: --video-id (an integer), else the input's name when it is a number (a folder
+    ``00042``, a file ``42.mp4``), else DEFAULT_VIDEO_ID."""
     if args.video_id is not None:
-        return args.video_id
+        try:
+            return int(args.video_id)
+        except ValueError:
+            raise UsageError(
+                f"--video-id {args.video_id!r}: the YouTube-VIS results.json of video instances "
+                "needs an integer video id"
+            ) from None
     inputs = args.input if isinstance(args.input, list) else [args.input]
     if len(inputs) == 1:
         stem = os.path.splitext(os.path.basename(os.path.normpath(inputs[0])))[0]
@@ -227,9 +257,21 @@ def _same_file(a: str, b: str) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
-def check_outputs(args) -> None:
+def _segmentation_video_id(args) -> str:
+    """Panoptic / semantic: --video-id, else the input's name (see --help), checked to name a
+    folder."""
+    if args.video_id is None:
+        return check_video_id(default_video_id(args.input))
+    try:
+        return check_video_id(args.video_id)
+    except ValueError as e:
+        raise UsageError(f"--video-id: {e}") from None
+
+
+def check_outputs(args, task: str = "instance") -> None:
     """Check the outputs before anything is read: at least one, no two the same, none the same
-    as an input, each writable (missing folders are created).
+    as an input, each writable (missing folders are created). ``task`` ("instance",
+    "panoptic" or "semantic") says whether ``--save-masks`` is a file or a folder.
 
     Raises:
         UsageError: outputs missing or clashing.
@@ -251,8 +293,15 @@ def check_outputs(args) -> None:
         for item in args.input:
             if os.path.exists(item) and _same_file(path, item):
                 raise UsageError(f"{name} {path} is the input {item}: it would be overwritten")
-    if args.save_masks:
+    if args.save_masks and task == "instance":
         check_writable(args.save_masks)
+    elif args.save_masks:
+        if os.path.exists(args.save_masks) and not os.path.isdir(args.save_masks):
+            raise OSError(
+                f"--save-masks {args.save_masks} is a file: a {task} model writes a folder of "
+                "masks there"
+            )
+        check_frame_folder(args.save_masks)
     if args.output:
         if args.output.lower().endswith(".mp4"):
             check_writable(args.output)
@@ -266,6 +315,8 @@ def run_offline(args, cfg, categories) -> int:
     logger.info(f"Input: {plural(len(source), 'frame')} of {source.width}x{source.height}")
     predictor = VideoPredictor(cfg, onnx_model=args.onnx_model)
     predictor.check_frame_size(source.size)
+    if segmentation_task_of(predictor) is not None:
+        return run_offline_segmentation(args, predictor, source, categories)
     with tqdm(total=len(source), desc="predict", unit="frame") as bar:  # frames predicted
         prediction = predictor(source, source.size, progress=bar.update)
     visualizer = VideoVisualizer(categories.names, args.confidence_threshold)
@@ -289,6 +340,33 @@ def run_offline(args, cfg, categories) -> int:
     return 0
 
 
+def run_offline_segmentation(args, predictor, source, categories) -> int:
+    """Segment the video and write each frame as its result comes (whole video: after the
+    whole video; windowed: after each window). The outputs replace ``--output`` /
+    ``--save-masks`` only when every frame was written; an error or an interrupt leaves them
+    as they were."""
+    kind = predictor.segmentation_task.kind
+    video_id = _segmentation_video_id(args)
+    outputs = SegmentationOutputs(
+        args.output, args.save_masks, source.frame_names(), source.fps, kind, video_id, categories
+    )
+    frames = FrameMemory(source)
+    try:
+        with tqdm(total=len(source), desc=kind, unit="frame") as bar:
+            count = run_segmentation(
+                predictor.segment(frames, source.size, progress=bar.update), frames, outputs
+            )
+        outputs.close()
+    except BaseException:
+        outputs.discard()
+        raise
+    if args.output:
+        logger.info(f"Wrote the {kind} visualisation of {plural(count, 'frame')} to {args.output}")
+    if args.save_masks:
+        logger.info(f"Wrote the {kind} masks of video {video_id!r} to {args.save_masks}")
+    return 0
+
+
 def main(argv=None) -> int:
     """Run the demo on ``argv`` (see the module docstring); returns the exit status.
 
@@ -301,16 +379,22 @@ def main(argv=None) -> int:
     # Colours only on a terminal (a log piped to a file or a CI log stays plain text).
     setup_logger(name="video_mask2former", color=sys.stdout.isatty())
     cfg = setup_cfg(args)
+    task = video_task(cfg)
+    if task == "instance":  # a bad --video-id is refused before anything is read
+        _video_id(args)
+    else:
+        _segmentation_video_id(args)
     if not args.online and live_inputs(args.input):
         raise UsageError(
             f"--input {' '.join(live_inputs(args.input))}: a camera or a stream "
             f"URL is read with --online"
         )
-    check_outputs(args)
+    check_outputs(args, task)
     categories = resolve_categories(cfg, args.categories)
     with stop_on_signals():
         if args.online:
-            return run_online(args, cfg, _make_predictor(args), categories)
+            video_id = _segmentation_video_id(args) if task != "instance" else None
+            return run_online(args, cfg, _make_predictor(args), categories, video_id)
         return run_offline(args, cfg, categories)
 
 

@@ -1,15 +1,24 @@
-"""``VideoPredictor``: run a detectron2-configured video model on a list of RGB frames."""
+"""``VideoPredictor``: run a detectron2-configured video model on a list of RGB frames: video
+instances, or with a segmentation task video panoptic / semantic id maps frame by frame."""
 
 import contextlib
-from typing import Callable, Iterable, Optional, Tuple
+from typing import Callable, Iterable, Iterator, Optional, Tuple
 
 import numpy as np
 import torch
 
+from ...demo.segmentation import frames_of_result
 from ...export import OnnxWindowPredictor
 from ...inference import VideoStream, windowed_inference
+from ...inference.segment_windows import (
+    FrameSegmentation,
+    SegmentationStream,
+    SegmentationTask,
+    iter_windowed_segmentation,
+)
 from ..build import build_inference_model
 from ..mapper import build_clip_augmentation_from_cfg
+from ..registration import build_segmentation_task
 
 __all__ = ["VideoPredictor"]
 
@@ -27,6 +36,13 @@ class VideoPredictor:
             it must predict ``MODEL.SEM_SEG_HEAD.NUM_CLASSES`` classes and, when
             ``MODEL.MASK_FORMER.SIZE_DIVISIBILITY`` >= 0, have been exported with that padding.
 
+    Attributes:
+        segmentation_task (SegmentationTask or None): the model's panoptic / semantic task
+            (``model.segmentation_task``, or with ``onnx_model`` the config's:
+            ``MODEL.MASK_FORMER.TEST.PANOPTIC_ON`` / ``SEMANTIC_ON``); :meth:`segment` and
+            :meth:`stream` then give id maps. None: the model predicts video instances
+            (:meth:`__call__`, :meth:`stream`).
+
     Raises:
         ValueError: when ``MODEL.WEIGHTS`` is empty (the demo needs trained weights).
         FileNotFoundError: when ``MODEL.WEIGHTS`` or ``onnx_model`` names a file that does not
@@ -38,10 +54,13 @@ class VideoPredictor:
             not fit the config.
     """
 
+    segmentation_task: Optional[SegmentationTask]
+
     def __init__(self, cfg, onnx_model: Optional[str] = None):
         self.cfg = cfg.clone()
         self.window_size = cfg.MODEL.MASK_FORMER.TEST.WINDOW_SIZE
         self.topk = cfg.MODEL.MASK_FORMER.TEST.TOPK
+        self.chunk_size = cfg.MODEL.MASK_FORMER.TEST.CHUNK_SIZE or None  # 0: all frames at once
         if onnx_model:
             # The network runs in onnxruntime (tools/export_model.py wrote it, weights included);
             # the project's windowed post-processing runs on its outputs.
@@ -52,6 +71,7 @@ class VideoPredictor:
                 size_divisibility=divisibility if divisibility >= 0 else None,
                 num_classes=cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
             )
+            self.segmentation_task = build_segmentation_task(self.cfg)
         else:
             if not cfg.MODEL.WEIGHTS:
                 raise ValueError(
@@ -60,6 +80,7 @@ class VideoPredictor:
                 )
             self.onnx = None
             self.model = build_inference_model(self.cfg)
+            self.segmentation_task = self.model.segmentation_task
         self.augmentations = build_clip_augmentation_from_cfg(cfg, is_train=False)
         self.input_format = cfg.INPUT.FORMAT
 
@@ -127,6 +148,58 @@ class VideoPredictor:
 
             return windowed_inference(predict_window, tensors, window, size, topk=self.topk)
 
+    def segment(
+        self,
+        frames: Iterable[np.ndarray],
+        size: Tuple[int, int],
+        progress: Optional[Callable[[int], None]] = None,
+    ) -> Iterator[FrameSegmentation]:
+        """Segment one video (a model with a :attr:`segmentation_task`), frame by frame.
+
+        Args:
+            frames (iterable of ndarray): T (H, W, 3) uint8 RGB frames. With
+                ``MODEL.MASK_FORMER.TEST.WINDOW_SIZE`` = W > 0 they are read one window at a time
+                and each window's results come as soon as it is done (thing ids linked across
+                windows); otherwise the whole video is run at once.
+            size (tuple): (H, W) of the frames: the maps come back at this size.
+            progress (callable, optional): called with the number of frames each time the
+                network has predicted some.
+
+        Yields:
+            FrameSegmentation: each frame's id map (panoptic, 0 = void, with its segments) or
+            class map (semantic), in frame order.
+        """
+        if self.segmentation_task is None:
+            raise ValueError(
+                "VideoPredictor.segment: the model predicts video instances (it has no "
+                "segmentation task)"
+            )
+        tensors = (self._to_tensor(frame) for frame in frames)
+        if self.onnx is None and self.window_size == 0:
+            video = list(tensors)
+            with torch.no_grad(), self._autocast():
+                result = self.model([{"image": video, "height": size[0], "width": size[1]}])
+            if progress is not None:
+                progress(len(video))
+            yield from frames_of_result(result)
+            return
+        predict = self.onnx or self.model.predict_window
+        window = self.window_size
+        if window == 0:  # ONNX, whole video: one window of every frame
+            tensors = list(tensors)
+            window = max(1, len(tensors))
+
+        def predict_window(window_frames):
+            with torch.no_grad(), self._autocast():
+                output = predict(window_frames)
+            if progress is not None:
+                progress(len(window_frames))
+            return output
+
+        yield from iter_windowed_segmentation(
+            predict_window, tensors, window, size, self.segmentation_task, self.chunk_size
+        )
+
     def stream(self, window_size: int, policy) -> VideoStream:
         """Online inference over this model or its ONNX file (see :meth:`VideoMaskFormer.stream`):
         push (H, W, 3) uint8 RGB frames one at a time; they are resized like the test loader and
@@ -134,11 +207,21 @@ class VideoPredictor:
 
         Args:
             window_size (int): W, frames per window (1: per-frame online).
-            policy (StreamPolicy): reporting thresholds and track ending.
+            policy (StreamPolicy): reporting thresholds and track ending; None (needed) with a
+                :attr:`segmentation_task`.
 
         Returns:
-            VideoStream
+            VideoStream, or with a :attr:`segmentation_task` a ``SegmentationStream`` (its
+            results are :class:`FrameSegmentation`).
         """
-        if self.onnx is not None:
-            return VideoStream(self.onnx, window_size, transform=self._to_tensor, policy=policy)
-        return self.model.stream(window_size, transform=self._to_tensor, policy=policy)
+        if self.onnx is None:
+            return self.model.stream(window_size, transform=self._to_tensor, policy=policy)
+        if self.segmentation_task is not None:
+            return SegmentationStream(
+                self.onnx,
+                self.segmentation_task,
+                window_size,
+                transform=self._to_tensor,
+                chunk_size=self.chunk_size,
+            )
+        return VideoStream(self.onnx, window_size, transform=self._to_tensor, policy=policy)
