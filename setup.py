@@ -19,8 +19,11 @@ Dependencies (``INSTALL_REQUIRES`` and ``EXTRAS_REQUIRE`` below; the lower bound
 - ``[d2]``: the PyPI packages that the detectron2 layer (``video_mask2former.d2``,
   ``train_net_video.py``, ``demo_video/``) loads besides detectron2, which is not on PyPI and is
   built from source with ``--no-deps`` (README).
-- ``[test]``: ``python -m pytest tests`` (with ``[export]`` and ``[hf]``; transformers for the
-  checks of its layout; torchvision for the weight-conversion tests, from the user like torch).
+- ``[bench]``: the measurement scripts of ``benchmarks/`` (not installed: run from a checkout as
+  ``python -m benchmarks.NAME``), which print their tables with tabulate.
+- ``[test]``: ``python -m pytest tests`` (with ``[export]``, ``[hf]`` and ``[bench]``: the tests
+  of ``benchmarks/``; transformers for the checks of its layout; torchvision for the
+  weight-conversion tests, from the user like torch).
 
 The extension ``mask2former_ops._C``:
 
@@ -69,6 +72,8 @@ HF_REQUIRES = ["safetensors>=0.4", "huggingface_hub>=0.30"]
 EXTRAS_REQUIRE = {
     "export": EXPORT_REQUIRES,
     "hf": HF_REQUIRES,
+    # The printed tables of benchmarks/ (tabulate, as detectron2 prints its tables).
+    "bench": ["tabulate"],
     # detectron2 is not on PyPI: it is built from source with --no-deps (README). These are its
     # PyPI dependencies that the plugin and scripts load (tabulate: d2/joint.py)
     # and av, the demo's H.264 writer (video_mask2former/visualization/video_io.py; OpenCV's mp4v
@@ -85,7 +90,8 @@ EXTRAS_REQUIRE = {
     # av: the H.264 writer's tests (tests/visualization/, skipped without it).
     "test": ["pytest>=7.0", "packaging", "transformers>=5.23", "av>=12"]
     + EXPORT_REQUIRES
-    + HF_REQUIRES,
+    + HF_REQUIRES
+    + ["tabulate"],  # [bench]: the tests of benchmarks/
 }
 CSRC = os.path.join("mask2former_ops", "csrc")
 
@@ -201,7 +207,7 @@ setup(
     description="Mask2Former for video instance segmentation, with a detectron2 plugin",
     packages=find_packages(
         include=("video_mask2former*", "mask2former_ops*"),
-        exclude=("tests*", "configs*", "datasets*", "demo_video*", "tools*"),
+        exclude=("tests*", "configs*", "datasets*", "demo_video*", "tools*", "benchmarks*"),
     ),
     package_data={"mask2former_ops": ["csrc/*.h", "csrc/*.cpp", "csrc/*/*.cpp", "csrc/*/*.cu"]},
     python_requires=">=3.8",

@@ -29,7 +29,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(REPO_ROOT, "README.md")
 # What the working folder links from the repository (datasets/ gets its files linked one by one,
 # so that the datasets the commands write stay in the working folder).
-LINKED = ("configs", "tools", "demo_video", "train_net_video.py")
+LINKED = ("configs", "tools", "benchmarks", "demo_video", "train_net_video.py")
 COMMAND_TIMEOUT_S = 600
 # Appended to every training run of the quick configurations: a handful of iterations.
 QUICK_TRAINING = "SOLVER.MAX_ITER 4 SOLVER.CHECKPOINT_PERIOD 4"
@@ -96,7 +96,7 @@ RULES: List[Rule] = [
         append="SOLVER.MAX_ITER 2",
     ),
     Rule(
-        r"^python tools/joint_training_experiment\.py",
+        r"^python -m benchmarks\.joint_training_experiment ",
         skip="an experiment of 18 training runs (half an hour); its figures are in README",
     ),
     # --- scoring ---
@@ -119,7 +119,7 @@ RULES: List[Rule] = [
     ),
     Rule(r"--onnx-model output/quick\.onnx", creates=("output/demo_onnx.mp4",)),
     # --- GPU ---
-    Rule(r"^python tools/gpu_report\.py", skip="a GPU"),
+    Rule(r"^python -m benchmarks\.gpu_report ", skip="a GPU"),
 ]
 
 

@@ -16,7 +16,6 @@ pickle (``{"model": arrays, "__author__": ...}``, exact key names); any other ou
 """
 
 import argparse
-import os
 import sys
 from typing import List, Optional
 
@@ -24,40 +23,31 @@ from video_mask2former.checkpoint import CheckpointFileError, read_checkpoint
 from video_mask2former.checkpoint.layouts.hf import load_hf_state_dict, save_hf_checkpoint
 from video_mask2former.checkpoint.layouts.official import save_official_checkpoint
 from video_mask2former.data.builtin_meta import metadata_for
+from video_mask2former.file_io import check_writable
 from video_mask2former.modeling.build import BACKBONES
 
 # "__author__" of the written detectron2 pickles (detectron2 logs it when loading).
 PICKLE_AUTHOR = "transformers Mask2Former, converted by tools/convert_hf.py"
-
-
-def _nearest_existing(path: str) -> str:
-    """``path`` or its closest existing ancestor folder."""
-    path = os.path.abspath(path)
-    while not os.path.exists(path):
-        path = os.path.dirname(path)
-    return path
+# What each --to writes (added to an error about the output's kind).
+WRITES = {
+    "hf": "--to hf writes a folder (config.json + model.safetensors)",
+    "official": "--to official writes one .pth or .pkl file",
+}
 
 
 def check_output(path: str, to: str, overwrite: bool) -> Optional[str]:
     """Why ``path`` cannot take the output of ``--to to`` (None: it can), checked before any
-    input is read: a folder for ``hf`` (created with its parents), a file in an existing folder
-    for ``official``; never over existing output without ``--overwrite``; a writable disk."""
-    exists = os.path.lexists(path)
-    if to == "hf":
-        if exists and not os.path.isdir(path):
-            return f"{path} is a file; --to hf writes a folder (config.json + model.safetensors)"
-        if os.path.isdir(path) and os.listdir(path) and not overwrite:
-            return f"{path} is a folder that is not empty; pass --overwrite to write into it"
-    else:
-        if os.path.isdir(path):
-            return f"{path} is a folder; --to official writes one .pth or .pkl file"
-        if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            return f"the folder of {path} does not exist"
-        if exists and not overwrite:
-            return f"{path} exists; pass --overwrite to replace it"
-    writable_at = _nearest_existing(path if to == "hf" else os.path.dirname(os.path.abspath(path)))
-    if not os.access(writable_at, os.W_OK):
-        return f"cannot write {path}: {writable_at} is not writable (a read-only disk?)"
+    input is read: a folder for ``hf`` (created later with its parents), a file in an existing
+    folder for ``official``; never over existing output without ``--overwrite``; a writable disk
+    (:func:`video_mask2former.file_io.check_writable`)."""
+    try:
+        check_writable(path, folder=to == "hf", overwrite=overwrite)
+    except FileExistsError as error:
+        return f"{error}; pass --overwrite to {'write into' if to == 'hf' else 'replace'} it"
+    except (IsADirectoryError, NotADirectoryError) as error:
+        return f"{error}; {WRITES[to]}"
+    except OSError as error:
+        return str(error)
     return None
 
 

@@ -44,10 +44,10 @@ from video_mask2former.export import (
     OnnxWindowPredictor,
     WindowNetwork,
     check_example_shape,
-    check_output_file,
     export_onnx,
     export_program,
 )
+from video_mask2former.file_io import check_writable
 
 FORMATS = ("onnx", "torch-export")
 # Exit status of an input that cannot be used (the weights, the config); 2 is argparse's usage.
@@ -154,7 +154,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         check_example_shape(args.frames, args.height, args.width)
-        check_output_file(args.output)
+        check_writable(args.output)
     except (OSError, ValueError) as e:
         parser.error(str(e))
     if args.benchmark_iters < 0:

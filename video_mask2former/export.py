@@ -45,6 +45,7 @@ from torch.nn import functional as F
 from mask2former_ops import MSDeformAttn
 
 from .data.frame_checks import as_chw_tensor, check_frame
+from .file_io import check_writable
 from .inference.windowed import WindowOutput
 
 OUTPUT_NAMES = ("pred_logits", "pred_masks", "pred_embeds")
@@ -217,18 +218,6 @@ def onnx_metadata(model: nn.Module) -> Dict[str, str]:
     }
 
 
-def check_output_file(path: str) -> None:
-    """Raise an ``OSError`` naming ``path`` when its folder does not exist or is not writable (so
-    that an export fails before its minutes of work, not after)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"cannot write {path}: it is a folder, expected a file name")
-    if not os.access(folder, os.W_OK):
-        raise PermissionError(f"cannot write {path}: the folder {folder} is not writable")
-
-
 def export_onnx(model: nn.Module, frames: torch.Tensor, path: str, verbose: bool = False) -> None:
     """Write :class:`WindowNetwork` as one ONNX file (deformable attention on its PyTorch path),
     with :func:`onnx_metadata` in its ``metadata_props``.
@@ -243,7 +232,7 @@ def export_onnx(model: nn.Module, frames: torch.Tensor, path: str, verbose: bool
         OSError: ``path``'s folder does not exist or is not writable (checked before exporting).
     """
     _check_example(frames)
-    check_output_file(path)
+    check_writable(path)  # before the export's minutes of work
     with torch.no_grad(), deformable_attention_implementation(model, "pytorch"):
         with exporter_notices(verbose):
             program = _export(model, frames)

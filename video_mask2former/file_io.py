@@ -1,23 +1,109 @@
-"""Atomic file writing: a hidden temporary file beside the target, flushed to disk, then renamed.
+"""Output files: checked before the work, written atomically.
 
-Readers (and a process restarted after a kill) see either the previous file or the complete new
-one, never a partial file. A temporary left by a kill is named ``.<name>.<random>.tmp`` and is
-found by :func:`remove_temporaries`.
+:func:`check_writable` says, before any input is read, whether an output file or folder can be
+written where the user asked (every command line and library entry point that writes calls it).
+:func:`atomic_write` writes a hidden temporary file beside the target, flushes it to disk and
+renames it: readers (and a process restarted after a kill) see either the previous file or the
+complete new one, never a partial file. A temporary left by a kill is named
+``.<name>.<random>.tmp`` and is found by :func:`remove_temporaries`.
 """
 
 import errno
 import glob
 import os
+import tempfile
 import uuid
 from typing import BinaryIO, Callable, List
 
-__all__ = ["atomic_write", "remove_temporaries"]
+__all__ = ["atomic_write", "check_writable", "remove_temporaries"]
 
 # Suffix of the temporary files; their name is "." + the target's name + "." + random hex + this.
 TMP_SUFFIX = ".tmp"
 
 # Mode of a new file as open() creates it (rw for everyone, minus the process umask).
 _NEW_FILE_MODE = 0o666
+
+
+def check_writable(
+    path: str, *, folder: bool = False, create_folders: bool = False, overwrite: bool = True
+) -> None:
+    """Raise an ``OSError`` naming ``path`` when the output cannot be written there.
+
+    Call it before the work (reading inputs, building a model, exporting), so that a bad output
+    location fails at once and nothing existing is touched. Writability is probed by creating and
+    removing a temporary file in the folder that will hold the output (or, when that folder does
+    not exist yet, in its nearest existing ancestor): this finds a read-only disk, a folder without
+    write permission and a root-owned place alike.
+
+    Args:
+        path (str): the output file, or the output folder when ``folder`` is True.
+        folder (bool): the output is a folder (its writer creates it and its parents).
+        create_folders (bool): create the missing folders now (a file's parents; a folder output
+            and its parents). False: a file's folder must exist, and nothing is created.
+        overwrite (bool): False: an existing file, or a folder output that is not empty, is an
+            error (``FileExistsError``; the caller may add how to allow it).
+
+    Raises:
+        IsADirectoryError: a file output names a folder.
+        NotADirectoryError: a folder output names a file, or a file stands where a folder of the
+            path should be.
+        FileNotFoundError: the folder of a file output does not exist (``create_folders=False``).
+        FileExistsError: the output exists and ``overwrite`` is False.
+        OSError: the location cannot be written (a ``PermissionError`` for a folder without
+            write permission); the message gives the folder and the reason.
+    """
+    path = os.fspath(path)
+    if folder:
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise NotADirectoryError(f"cannot write {path}: it is a file, expected a folder")
+        if not overwrite and os.path.isdir(path) and os.listdir(path):
+            raise FileExistsError(f"cannot write into {path}: it is a folder that is not empty")
+        holder = os.path.abspath(path)
+    else:
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"cannot write {path}: it is a folder, expected a file name")
+        if not overwrite and os.path.lexists(path):
+            raise FileExistsError(f"cannot write {path}: it exists")
+        holder = os.path.dirname(os.path.abspath(path))
+    blocker = _file_in_the_way(holder)
+    if blocker is not None:
+        raise NotADirectoryError(f"cannot write {path}: {blocker} is a file, not a folder")
+    if create_folders:
+        try:
+            os.makedirs(holder, exist_ok=True)
+        except OSError as error:
+            raise _not_writable(path, _nearest_existing(holder), error) from None
+    elif not folder and not os.path.isdir(holder):
+        raise FileNotFoundError(f"cannot write {path}: the folder {holder} does not exist")
+    probe_folder = _nearest_existing(holder)
+    try:
+        fd, probe = tempfile.mkstemp(
+            dir=probe_folder, prefix=f".{os.path.basename(path) or 'output'}.", suffix=TMP_SUFFIX
+        )
+    except OSError as error:
+        raise _not_writable(path, probe_folder, error) from None
+    os.close(fd)
+    os.remove(probe)
+
+
+def _nearest_existing(path: str) -> str:
+    """``path`` or its closest existing ancestor."""
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
+def _file_in_the_way(folder: str):
+    """The existing file (not a folder) among ``folder`` and its ancestors, or None."""
+    existing = _nearest_existing(folder)
+    return existing if os.path.exists(existing) and not os.path.isdir(existing) else None
+
+
+def _not_writable(path: str, folder: str, error: OSError) -> OSError:
+    """The error of a location that cannot be written, of ``error``'s kind (PermissionError for
+    EACCES / EPERM), naming ``path``, the folder and the reason."""
+    reason = error.strerror or str(error)
+    return type(error)(f"cannot write {path}: the folder {folder} is not writable ({reason})")
 
 
 def _fsync_folder(folder: str) -> None:

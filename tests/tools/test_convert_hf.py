@@ -1,19 +1,20 @@
 """tools/convert_hf.py: official <-> transformers layout from the command line."""
 
+import errno
 import json
 import os
 import pickle
 import re
-import sys
+import tempfile
 
 import pytest
 import torch
 
 from tests.hf_models import tiny_model
 
-TOOLS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "tools")
-sys.path.insert(0, TOOLS_DIR)
-import convert_hf  # noqa: E402
+from tests.tools.scripts import load_tool
+
+convert_hf = load_tool("convert_hf")
 
 pytest.importorskip("safetensors")
 
@@ -61,6 +62,10 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert "this project's (official) keys" in capsys.readouterr().err
 
 
+def _read_only_disk(*args, **kwargs):
+    raise OSError(errno.EROFS, "Read-only file system")
+
+
 def _group_norm_resnet(weights):
     """``weights`` as if its ResNet used GroupNorm (the quick model's): no running statistics."""
     return {k: v for k, v in weights.items() if not k.endswith(("running_mean", "running_var"))}
@@ -69,13 +74,17 @@ def _group_norm_resnet(weights):
 @pytest.mark.parametrize(
     "case, to, expected",
     [
-        ("output-is-a-file", "hf", "out is a file; --to hf writes a folder"),
-        ("output-folder-not-empty", "hf", "out is a folder that is not empty; pass --overwrite"),
-        ("output-exists", "official", "out.pth exists; pass --overwrite"),
-        ("output-is-a-folder", "official", "out is a folder; --to official writes one"),
-        ("missing-folder", "official", "the folder of .*missing/out.pth does not exist"),
-        ("read-only-disk", "hf", "cannot write .*out: .* is not writable"),
-        ("read-only-disk", "official", "cannot write .*out.pth: .* is not writable"),
+        ("output-is-a-file", "hf", "out: it is a file, expected a folder; --to hf writes a folder"),
+        (
+            "output-folder-not-empty",
+            "hf",
+            "out: it is a folder that is not empty; pass --overwrite",
+        ),
+        ("output-exists", "official", "out.pth: it exists; pass --overwrite to replace it"),
+        ("output-is-a-folder", "official", "out: it is a folder, .*; --to official writes one"),
+        ("missing-folder", "official", "out.pth: the folder .*missing does not exist"),
+        ("read-only-disk", "hf", r"cannot write .*out: the folder .* is not writable \(Read-only"),
+        ("read-only-disk", "official", "cannot write .*out.pth: the folder .* is not writable"),
         ("group-norm-resnet", "hf", "model.pth: its ResNet normalises without running statistics"),
     ],
 )
@@ -101,8 +110,8 @@ def test_bad_outputs_and_inputs_are_one_line_errors_before_any_work(
         output.mkdir()
     elif case == "missing-folder":
         output = tmp_path / "missing" / "out.pth"
-    elif case == "read-only-disk":
-        monkeypatch.setattr(convert_hf.os, "access", lambda path, mode: False)
+    elif case == "read-only-disk":  # creating a file there fails, as on a read-only disk
+        monkeypatch.setattr(tempfile, "mkstemp", _read_only_disk)
     before = sorted(str(p) for p in tmp_path.glob("**/*"))
     assert convert_hf.main([source, str(output), "--to", to]) == 1
     err = capsys.readouterr().err.strip()

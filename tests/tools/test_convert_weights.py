@@ -1,8 +1,6 @@
 """Weight converters: torchvision ResNet / official Swin checkpoints -> detectron2-style pickles."""
 
-import os
 import pickle
-import sys
 
 import numpy as np
 import pytest
@@ -11,10 +9,10 @@ import torchvision
 
 from video_mask2former.modeling.backbone.swin import SwinTransformer
 
-TOOLS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "tools")
-sys.path.insert(0, TOOLS_DIR)  # the converters are scripts that import their sibling helper
-import convert_swin  # noqa: E402
-import convert_torchvision_resnet  # noqa: E402
+from tests.tools.scripts import load_tool
+
+convert_swin = load_tool("convert_swin")
+convert_torchvision_resnet = load_tool("convert_torchvision_resnet")
 
 TINY_SWIN = dict(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4), window_size=7)
 

@@ -30,6 +30,7 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
+from .. import file_io
 from ..data.frames import is_image_file
 
 __all__ = [
@@ -69,30 +70,15 @@ def partial_path(path: str) -> str:
 
 def check_writable(path: str) -> None:
     """Raise an ``OSError`` naming ``path`` when a file cannot be written there (a parent that
-    is a file, a read-only folder, a folder at ``path``, ...): a temporary file is created beside
-    it and removed. Creates the missing parent folders; an existing file is left as it is."""
-    if os.path.isdir(path):
-        raise OSError(f"cannot write {path}: it is a folder, expected a file name")
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        probe = partial_path(path)
-        with open(probe, "xb"):
-            pass
-        os.remove(probe)
-    except OSError as e:
-        raise _write_error(path, e) from None
+    is a file, a read-only folder, a folder at ``path``, ...). Creates the missing parent folders;
+    an existing file is left as it is (:func:`video_mask2former.file_io.check_writable`)."""
+    file_io.check_writable(path, create_folders=True)
 
 
 def check_frame_folder(folder: str) -> None:
     """Raise an ``OSError`` naming ``folder`` when frames cannot be written into it (it is a file,
     it or its parent is read-only, ...). Creates it when missing."""
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        raise OSError(f"cannot write frames into {folder}: it is a file, expected a folder")
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as e:
-        raise _write_error(os.path.join(folder, "00000.jpg"), e) from None
-    check_writable(os.path.join(folder, "00000.jpg"))
+    file_io.check_writable(folder, folder=True, create_folders=True)
 
 
 class _PartialFile:

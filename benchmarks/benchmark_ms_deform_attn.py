@@ -34,13 +34,15 @@ is a lower bound on the traffic and an upper bound on how far the kernel is from
 
 Example::
 
-    python tools/benchmark_ms_deform_attn.py --device cpu --dtype float32 --iters 5
-    python tools/benchmark_ms_deform_attn.py --device cuda --shapes paper video36 \\
+    python -m benchmarks.benchmark_ms_deform_attn --device cpu --dtype float32 --iters 5
+    python -m benchmarks.benchmark_ms_deform_attn --device cuda --shapes paper video36 \\
         --original-ops /tmp/official_ops --json ms_deform_attn.json
 """
 
 import argparse
-import json
+import glob
+import importlib.util
+import os
 import statistics
 import sys
 import time
@@ -50,6 +52,8 @@ import torch
 import mask2former_ops
 from mask2former_ops.functional import _C, available_implementations, ms_deform_attn
 from mask2former_ops.reference import compute_dtype_for
+
+from benchmarks.common import table, write_json
 
 LEVEL_SHAPES = ((48, 80), (24, 40), (12, 20))  # 1/8, 1/16, 1/32 of 384x640
 SHAPE_SETS = {"paper": 4, "video36": 36}  # batch N of each shape set
@@ -144,17 +148,19 @@ def scalar_cuda_kernels(dtype):
 
 def original_kernels(ops_dir):
     """The official (Deformable-DETR) kernels from the built ``MultiScaleDeformableAttention``
-    module in ``ops_dir``, or None when it is absent."""
+    extension in ``ops_dir`` (loaded from its file), or None when it is absent."""
     if ops_dir is None:
         return None
-    sys.path.insert(0, ops_dir)
+    found = sorted(glob.glob(os.path.join(ops_dir, "MultiScaleDeformableAttention*.so")))
     try:
-        import MultiScaleDeformableAttention as original
+        if not found:
+            raise ImportError(f"no MultiScaleDeformableAttention*.so in {ops_dir}")
+        spec = importlib.util.spec_from_file_location("MultiScaleDeformableAttention", found[0])
+        original = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(original)
     except ImportError as error:
         print(f"original kernel not available ({error})", file=sys.stderr)
         return None
-    finally:
-        sys.path.remove(ops_dir)
     return (
         lambda *inputs: original.ms_deform_attn_forward(*inputs, ORIGINAL_IM2COL_STEP),
         lambda *inputs: original.ms_deform_attn_backward(*inputs, ORIGINAL_IM2COL_STEP),
@@ -302,12 +308,6 @@ def main():
         f"shapes: S=Lq={num_queries} levels={list(LEVEL_SHAPES)} M={HEADS} D={CHANNELS} "
         f"P={POINTS}; iters={args.iters} (median)"
     )
-    header = (
-        f"{'device':6} {'shapes':8} {'dtype':9} {'impl':11} {'pass':8} {'ms':>9} "
-        f"{'vs torch':>9} {'vs orig':>8} {'GB/s':>7} {'% copy':>7} {'peak MiB':>9}"
-    )
-    print(header)
-    print("-" * len(header))
     rows = []
     for device_name in devices:
         device = torch.device(device_name)
@@ -350,34 +350,40 @@ def main():
                             "peak_mib": peak / 2**20 if peak is not None else None,
                         }
                         rows.append(row)
-                        print(format_row(row))
+                print(f"{device_name} {shape_set} {dtype_name} done", file=sys.stderr, flush=True)
+    print(format_table(rows))
     print(mask2former_ops.kernel_status())
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                {
-                    "copy_bandwidth_gb_per_s": {k: v / 1e9 for k, v in bandwidth.items()},
-                    "torch": torch.__version__,
-                    "rows": rows,
-                    "kernel_status": mask2former_ops.kernel_status().to_dict(),
-                },
-                f,
-                indent=1,
-            )
+    write_json(
+        args.json,
+        {
+            "copy_bandwidth_gb_per_s": {k: v / 1e9 for k, v in bandwidth.items()},
+            "torch": torch.__version__,
+            "rows": rows,
+            "kernel_status": mask2former_ops.kernel_status().to_dict(),
+        },
+    )
 
 
-def format_row(row):
-    """One printed line of a result row ('-' where a figure does not apply)."""
+# Printed columns: (row key, header, number format); "-" where a figure does not apply.
+TABLE_COLUMNS = (
+    ("device", "device", ""), ("shapes", "shapes", ""), ("dtype", "dtype", ""),
+    ("impl", "impl", ""), ("pass", "pass", ""), ("ms", "ms", ".3f"),
+    ("speedup_vs_pytorch", "vs torch", ".2f"), ("speedup_vs_original", "vs orig", ".2f"),
+    ("gb_per_s", "GB/s", ".1f"), ("percent_of_copy", "% copy", ".1f"),
+    ("peak_mib", "peak MiB", ".1f"),
+)  # fmt: skip
 
-    def opt(value, fmt, width, suffix=""):
-        return format(value, fmt) + suffix if value is not None else f"{'-':>{width + len(suffix)}}"
 
-    fraction = row["fraction_of_copy_bandwidth"]
-    return (
-        f"{row['device']:6} {row['shapes']:8} {row['dtype']:9} {row['impl']:11} {row['pass']:8} "
-        f"{row['ms']:9.3f} {row['speedup_vs_pytorch']:8.2f}x "
-        f"{opt(row['speedup_vs_original'], '7.2f', 7, 'x')} {row['gb_per_s']:7.1f} "
-        f"{opt(fraction and 100 * fraction, '6.1f', 6, '%')} {opt(row['peak_mib'], '9.1f', 9)}"
+def format_table(rows):
+    """The result rows as a Markdown table (speed-ups as factors: 8.9 = 8.9 times as fast)."""
+    body = []
+    for row in rows:
+        fraction = row["fraction_of_copy_bandwidth"]
+        row = dict(row, percent_of_copy=100 * fraction if fraction is not None else None)
+        body.append([row[key] for key, _, _ in TABLE_COLUMNS])
+    headers = [header for _, header, _ in TABLE_COLUMNS]
+    return table(
+        body, headers=headers, floatfmt=[f or "g" for _, _, f in TABLE_COLUMNS], missing="-"
     )
 
 

@@ -2,8 +2,8 @@
 """Time strict frame reading (``video_mask2former.data.frames.read_frame``) against the readers it
 replaced, to show what the completeness check costs (figures only).
 
-    python tools/benchmark_frame_reading.py [--frames 200 --height 720 --width 1280]
-    python tools/benchmark_frame_reading.py --folder path/to/jpegs   # real frames instead
+    python -m benchmarks.benchmark_frame_reading [--frames 200 --height 720 --width 1280]
+    python -m benchmarks.benchmark_frame_reading --folder path/to/jpegs   # real frames instead
 
 Per frame (file read + decode to an (H, W, 3) uint8 RGB array), CPU time of this process (less
 disturbed than wall time on a shared machine; the decoders are single-threaded), median over
@@ -28,6 +28,7 @@ import numpy as np
 import simplejpeg
 from PIL import Image, ImageOps
 
+from benchmarks.common import table
 from video_mask2former.data.frames import read_frame
 
 
@@ -96,8 +97,8 @@ def main():
         size_kb = np.mean([os.path.getsize(p) for p in paths]) / 1024
         print(f"{len(paths)} frames, {size_kb:.0f} KiB each on average, {args.repeats} passes")
         medians = benchmark(paths, args.repeats)
-    for name, seconds in medians.items():
-        print(f"  {name:<24} {seconds * 1e3:6.2f} ms/frame (CPU)")
+    rows = [[name, seconds * 1e3] for name, seconds in medians.items()]
+    print(table(rows, headers=["reader", "ms/frame (CPU)"], floatfmt=".2f"))
     check = medians["read_frame (strict)"] / medians["same decode, no check"] - 1
     print(f"completeness check: {100 * check:+.1f} % of the unchecked decode")
 

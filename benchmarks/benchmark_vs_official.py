@@ -13,15 +13,16 @@ CPU):
 
 Ours is ``build_video_maskformer``; the official is its ``VideoMaskFormer`` built by detectron2's
 ``build_model`` from the official YouTube-VIS 2019 config, run from a patched copy of
-``--official-src`` (see ``_official_source.py``). Both get the same weights: ours built with a
-fixed seed, its ``state_dict`` loaded into the official model (the keys are the same by design).
+``--official-src`` (see :mod:`benchmarks.official_source`). Both get the same weights: ours built
+with a fixed seed, its ``state_dict`` loaded into the official model (the keys are the same by
+design).
 Ours and the official register classes of the same names in detectron2's registries, so a child
 imports one implementation only.
 
 Example (GPU; detectron2 installed; the official op is built in ``--official-work``):
-    python tools/benchmark_vs_official.py --official-src .gpu_carry/Mask2Former --json vs.json
+    python -m benchmarks.benchmark_vs_official --official-src .gpu_carry/Mask2Former --json vs.json
 CPU smoke test (the official deformable attention takes its own pure-PyTorch path there):
-    python tools/benchmark_vs_official.py --official-src ../Mask2Former --device cpu \\
+    python -m benchmarks.benchmark_vs_official --official-src ../Mask2Former --device cpu \\
         --frames 2 --height 64 --width 96 --warmup 0 --iters 1
 """
 
@@ -39,8 +40,14 @@ import types
 from collections import Counter, OrderedDict
 from typing import Callable, Dict, List, Optional, Tuple
 
-from _bench_utils import ChildFailed, peak_memory_mb, python_command, run_json_child, synchronize
-from _official_source import (
+from benchmarks.common import (
+    ChildFailed,
+    module_command,
+    peak_memory_mb,
+    run_json_child,
+    synchronize,
+)
+from benchmarks.official_source import (
     OFFICIAL_PATCHES,
     build_official_ops,
     built_official_op,
@@ -66,7 +73,7 @@ AMP_CHOICES = ("none", "fp16", "bf16")
 # Logger of the official retry_if_cuda_oom: it logs when it re-runs a step on the CPU after OOM.
 OFFICIAL_OOM_LOGGER = "mask2former_video.utils.memory"
 # Per-child arguments, left out of the report's settings.
-HIDDEN_ARGS = ("stage", "impl", "backbone", "amp", "weights", "official_root", "official_op_path")
+HIDDEN_ARGS = ("stage", "impl", "backbone", "amp", "weights", "official_root")
 # A traceback's exception line, e.g. "torch.OutOfMemoryError: CUDA out of memory." (its other
 # lines are indented).
 EXCEPTION_LINE = re.compile(
@@ -196,17 +203,17 @@ def _official_op_stub() -> types.ModuleType:
 
 
 def import_official(args: argparse.Namespace) -> Dict[str, Callable[[], int]]:
-    """Put the prepared official copy and its op on ``sys.path`` and instrument two fallbacks.
+    """Import the official code and instrument two fallbacks.
+
+    The prepared official copy and the folder of its built op come first on the child's
+    ``PYTHONPATH`` (:func:`run_child`); on the CPU a stub stands in for the op.
 
     Returns:
         dict: name -> function giving how often, so far, the official deformable attention took
         its pure-PyTorch path, and how often ``retry_if_cuda_oom`` re-ran a step on the CPU.
     """
-    sys.path.insert(0, args.official_root)
     if args.official_op == "stub":
         sys.modules["MultiScaleDeformableAttention"] = _official_op_stub()
-    elif args.official_op_path:
-        sys.path.insert(0, args.official_op_path)
     import mask2former.modeling.pixel_decoder.ops.modules.ms_deform_attn as official_msda
 
     pytorch_path = official_msda.ms_deform_attn_core_pytorch
@@ -410,7 +417,7 @@ def _error_line(error: BaseException) -> str:
 
 def _child_command(args: argparse.Namespace, stage: str, impl: str, backbone: str, amp: str,
                    weights: str, official: dict) -> List[str]:  # fmt: skip
-    return python_command(__file__) + [
+    return module_command("benchmarks.benchmark_vs_official") + [
         "--stage", stage, "--impl", impl, "--backbone", backbone, "--amp", amp,
         "--weights", weights, "--device", args.device, "--seed", str(args.seed),
         "--frames", str(args.frames), "--height", str(args.height), "--width", str(args.width),
@@ -418,7 +425,6 @@ def _child_command(args: argparse.Namespace, stage: str, impl: str, backbone: st
         "--instances", str(args.instances),
         "--warmup", str(args.warmup), "--iters", str(args.iters),
         "--official-root", official.get("root") or "", "--official-op", official["op"],
-        "--official-op-path", official.get("op_path") or "",
     ]  # fmt: skip
 
 
@@ -428,8 +434,12 @@ def run_child(args, stage, impl, backbone, amp, weights, official) -> dict:
         return {"error": official["error"]}
     command = _child_command(args, stage, impl, backbone, amp, weights, official)
     label = f"{stage} {impl} {backbone} {amp}"
+    # The official code (and its built op) is imported from the prepared copy.
+    paths = [official["root"], official.get("op_path") or ""] if impl == "official" else []
     try:
-        return run_json_child(command, label=label, timeout=args.timeout)
+        return run_json_child(
+            command, label=label, timeout=args.timeout, extra_paths=[p for p in paths if p]
+        )
     except (ChildFailed, subprocess.TimeoutExpired, ValueError) as error:
         return {"error": _error_line(error)}
 
@@ -680,7 +690,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--amp", type=str, default="none", **hidden)
     parser.add_argument("--weights", type=str, default="", **hidden)
     parser.add_argument("--official-root", type=str, default="", **hidden)
-    parser.add_argument("--official-op-path", type=str, default="", **hidden)
     args = parser.parse_args(argv)
     if args.stage is None and "official" in args.impls and not args.official_src:
         parser.error("--official-src is required to run the official implementation")

@@ -1,7 +1,5 @@
-"""The scripts of joint training: datasets/prepare_synthetic_coco.py and the experiment's table."""
+"""datasets/prepare_synthetic_coco.py: the synthetic COCO-format image set of joint training."""
 
-import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -28,21 +26,3 @@ def test_prepare_synthetic_coco(tmp_path):
         isinstance(o["segmentation"], list) for r in records for o in r["annotations"]
     )
     assert sorted(os.listdir(out / "images"))[0] == "000001.jpg"
-
-
-def _experiment_module():
-    path = os.path.join(REPO_ROOT, "tools", "joint_training_experiment.py")
-    spec = importlib.util.spec_from_file_location("joint_training_experiment", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_experiment_reads_the_final_ap_and_tabulates(tmp_path):
-    tool = _experiment_module()
-    rows = [{"iteration": 9, "total_loss": 1.0}, {"iteration": 9, "segm/AP": 42.5}]
-    (tmp_path / "metrics.json").write_text("\n".join(json.dumps(r) for r in rows))
-    assert tool.final_ap(str(tmp_path)) == 42.5
-    assert tool.final_ap(str(tmp_path / "missing")) is None
-    table = tool.summarize({"videos": {0: 40.0, 1: 44.0}, "joint": {0: 50.0, 1: None}})
-    assert "42.0 ± 2.8" in table and "50.0 ± 0.0" in table and "40.0, 44.0" in table

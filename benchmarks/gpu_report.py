@@ -4,7 +4,7 @@
 Run from the repository root on a machine with an NVIDIA GPU and a CUDA-enabled torch; it needs
 no network (the dependencies this project and detectron2 need beyond torch can come as wheels):
 
-    python tools/gpu_report.py --out gpu_report \\
+    python -m benchmarks.gpu_report --out gpu_report \\
         --wheels WHEELS_DIR --detectron2-src DETECTRON2_CHECKOUT --official-src MASK2FORMER_CHECKOUT
 
 Stages (``--stages``, default all, in this order); each runs in its own process with its own time
@@ -14,18 +14,21 @@ limit, its log goes to ``OUT/logs/<stage>.log``, and a failed stage is recorded 
 - ``build``: installs the wheels into ``WORK/site``; builds, in parallel, ``mask2former_ops._C``
   in place for the GPU present (``TORCH_CUDA_ARCH_LIST`` from its compute capability, e.g. 9.0 on
   Hopper), the official Mask2Former deformable-attention op (a copy in ``WORK`` with only the
-  changes current PyTorch needs, ``tools/_official_source.py``) and detectron2
+  changes current PyTorch needs, ``benchmarks/official_source.py``) and detectron2
   (a copy in ``WORK``, its CPU ops: the models use none of its CUDA ops).
 - ``kernels``: the first-use check of ``mask2former_ops`` (``mask2former_ops.check_kernels``) on
   every CUDA layout (vectorised, scalar), dtype and pass, against the PyTorch path; prints
   ``mask2former_ops.kernel_status()`` and writes it to ``OUT/kernels.json``.
 - ``tests``: the op's tests (CUDA cases included) and the model tests, on the GPU.
 - ``sanitizer``: the large-case and vectorised-kernel tests under ``compute-sanitizer`` (memcheck).
-- ``ops``: ``tools/benchmark_ms_deform_attn.py`` on CUDA against the original kernel.
-- ``e2e``: ``tools/benchmark_vs_official.py``, this project against the official code.
-- ``long``: ``tools/benchmark_long_video.py`` on CUDA, windowed inference up to 3,000 frames.
-- ``profile``: ``torch.profiler`` over whole-video inference, the operators that take the time.
-- ``report``: ``OUT/gpu_report.md`` and ``OUT/gpu_report.json`` from what the stages wrote.
+- ``ops``: ``benchmarks/benchmark_ms_deform_attn.py`` on CUDA against the original kernel.
+- ``e2e``: ``benchmarks/benchmark_vs_official.py``, this project against the official code.
+- ``long``: ``benchmarks/benchmark_inference.py`` on CUDA, windowed inference up to 3,000
+  frames.
+- ``profile``: ``benchmarks/profile_inference.py`` (``torch.profiler`` over whole-video
+  inference), the operators that take the time.
+- ``report``: ``OUT/gpu_report.md`` and ``OUT/gpu_report.json`` from what the stages wrote
+  (:mod:`benchmarks.gpu_report_format`).
 
 ``WORK`` (``--work``, default ``.gpu_build/``) keeps the builds; a second run reuses them.
 """
@@ -39,10 +42,10 @@ import sys
 import time
 from typing import Dict, List, Optional
 
-from _official_source import OFFICIAL_OPS_DIR, is_prepared, prepare_official_source
+from benchmarks.common import ROOT, child_env
+from benchmarks.gpu_report_format import write_report
+from benchmarks.official_source import OFFICIAL_OPS_DIR, is_prepared, prepare_official_source
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOOLS = os.path.join(ROOT, "tools")
 STAGES = (
     "env",
     "build",
@@ -80,16 +83,14 @@ def log_path(out: str, stage: str) -> str:
     return os.path.join(out, "logs", f"{stage}.log")
 
 
-def child_env(args: argparse.Namespace, extra_paths: Optional[List[str]] = None) -> Dict[str, str]:
-    """This environment with the repository, the installed wheels and detectron2 on PYTHONPATH."""
-    paths = [ROOT, os.path.join(args.work, "site")]
+def stage_env_vars(args: argparse.Namespace) -> Dict[str, str]:
+    """The environment of the stages' children: the repository, the installed wheels and
+    detectron2 first on PYTHONPATH (:func:`benchmarks.common.child_env`), unbuffered output."""
+    paths = [os.path.join(args.work, "site")]
     if args.detectron2_src:
         paths.append(os.path.join(args.work, "detectron2"))
-    paths += extra_paths or []
-    existing = os.environ.get("PYTHONPATH", "")
     return dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join(paths + ([existing] if existing else [])),
+        child_env(paths),
         PYTHONUNBUFFERED="1",
         MAX_JOBS=os.environ.get("MAX_JOBS", str(os.cpu_count() or 4)),
     )
@@ -159,7 +160,7 @@ def stage_env(args, log) -> Dict:
 
 
 def stage_build(args, log) -> Dict:
-    env = child_env(args)
+    env = stage_env_vars(args)
     env["TORCH_CUDA_ARCH_LIST"] = os.environ.get("TORCH_CUDA_ARCH_LIST") or cuda_arch_list()
     os.makedirs(args.work, exist_ok=True)
     result = {"torch_cuda_arch_list": env["TORCH_CUDA_ARCH_LIST"]}
@@ -189,13 +190,13 @@ def stage_build(args, log) -> Dict:
         result["wheels"] = code == 0
     builds = {"mask2former_ops": ([sys.executable, "setup.py", "build_ext", "--inplace"], ROOT, {})}
     if args.official_src:
-        # A patched copy (tools/_official_source.py: only what current PyTorch needs), built in a
-        # child so that it compiles in parallel with the rest.
+        # A patched copy (benchmarks/official_source.py: only what current PyTorch needs), built
+        # in a child so that it compiles in parallel with the rest.
         official = os.path.join(args.work, "official")
         if not is_prepared(args.official_src, official):
             prepare_official_source(args.official_src, official)
-        build = f"import _official_source as o; o.build_official_ops({official!r})"
-        builds["official_ops"] = ([sys.executable, "-c", build], TOOLS, {})
+        build = f"import benchmarks.official_source as o; o.build_official_ops({official!r})"
+        builds["official_ops"] = ([sys.executable, "-c", build], ROOT, {})
     if args.detectron2_src:
         d2 = os.path.join(args.work, "detectron2")
         if not os.path.isdir(d2):
@@ -260,7 +261,9 @@ sys.exit(0 if all(r.result == "ok" for r in records) else 3)
 def stage_kernels(args, log) -> Dict:
     json_path = os.path.join(args.out, "kernels.json")
     command = [sys.executable, "-c", KERNEL_CHECK, json_path]
-    code = run_logged(command, log, child_env(args), timeout=stage_timeout(args, "kernels") - 5)
+    code = run_logged(
+        command, log, stage_env_vars(args), timeout=stage_timeout(args, "kernels") - 5
+    )
     if not os.path.exists(json_path):
         raise RuntimeError(f"the kernel check exited {code} without a status")
     with open(json_path) as f:
@@ -294,7 +297,7 @@ def run_pytest(
     code = run_logged(
         command,
         log,
-        dict(child_env(args), **(extra_env or {})),
+        dict(stage_env_vars(args), **(extra_env or {})),
         timeout=stage_timeout(args, name) - 5,
     )
     counts = junit_counts(junit)
@@ -344,12 +347,13 @@ def stage_sanitizer(args, log) -> Dict:
     )
 
 
-def run_tool(args, log, stage: str, script: str, tool_args: List[str]) -> Dict:
+def run_benchmark(args, log, stage: str, module: str, benchmark_args: List[str]) -> Dict:
+    """Run ``python -m benchmarks.<module>`` with ``--json OUT/<stage>.json``; its figures."""
     json_path = os.path.join(args.out, f"{stage}.json")
-    command = [sys.executable, os.path.join(TOOLS, script), *tool_args, "--json", json_path]
-    code = run_logged(command, log, child_env(args), timeout=stage_timeout(args, stage) - 5)
+    command = [sys.executable, "-m", f"benchmarks.{module}", *benchmark_args, "--json", json_path]
+    code = run_logged(command, log, stage_env_vars(args), timeout=stage_timeout(args, stage) - 5)
     if code != 0:
-        raise RuntimeError(f"{script} exited {code}")
+        raise RuntimeError(f"benchmarks.{module} exited {code}")
     with open(json_path) as f:
         return json.load(f)
 
@@ -369,7 +373,7 @@ def stage_ops(args, log) -> Dict:
     ops = os.path.join(args.work, "official", OFFICIAL_OPS_DIR)
     if os.path.isdir(ops):
         tool_args += ["--original-ops", ops]
-    return run_tool(args, log, "ops", "benchmark_ms_deform_attn.py", tool_args)
+    return run_benchmark(args, log, "ops", "benchmark_ms_deform_attn", tool_args)
 
 
 def stage_e2e(args, log) -> Dict:
@@ -377,44 +381,21 @@ def stage_e2e(args, log) -> Dict:
     if args.official_src:
         tool_args += ["--official-src", args.official_src]
         tool_args += ["--official-work", os.path.join(args.work, "official")]
-    return run_tool(args, log, "e2e", "benchmark_vs_official.py", tool_args)
+    return run_benchmark(args, log, "e2e", "benchmark_vs_official", tool_args)
 
 
 def stage_long(args, log) -> Dict:
-    return run_tool(
-        args,
-        log,
-        "long",
-        "benchmark_long_video.py",
-        [
-            "--device",
-            "cuda",
-            "--amp",
-            "bf16",
-            "--frames",
-            *map(str, args.long_frames),
-            "--window-size",
-            "10",
-            "--modes",
-            "windowed",
-        ]
-        + list(args.long_args),
-    )
+    benchmark_args = ["--device", "cuda", "--amp", "bf16", "--frames", *map(str, args.long_frames),
+                      "--window-sizes", "10", "--modes", "windowed"]  # fmt: skip
+    return run_benchmark(args, log, "long", "benchmark_inference", benchmark_args + args.long_args)
 
 
 def stage_profile(args, log) -> Dict:
-    return run_tool(
-        args,
-        log,
-        "profile",
-        "profile_inference.py",
-        ["--device", "cuda", "--frames", "36", "--amp", "none", "bf16"],
-    )
+    benchmark_args = ["--device", "cuda", "--frames", "36", "--amp", "none", "bf16"]
+    return run_benchmark(args, log, "profile", "profile_inference", benchmark_args)
 
 
 def stage_report(args, log) -> Dict:
-    from _gpu_report_format import write_report
-
     return write_report(args.out)
 
 
@@ -464,14 +445,14 @@ def main(argv=None):
         type=str,
         nargs="*",
         default=[],
-        help="extra arguments of benchmark_long_video.py",
+        help="extra arguments of benchmarks/benchmark_inference.py (the long stage)",
     )
     parser.add_argument(
         "--e2e-args",
         type=str,
         nargs="*",
         default=[],
-        help="extra arguments of benchmark_vs_official.py",
+        help="extra arguments of benchmarks/benchmark_vs_official.py",
     )
     args = parser.parse_args(argv)
     args.started = time.perf_counter()
@@ -481,7 +462,6 @@ def main(argv=None):
         if getattr(args, name):
             setattr(args, name, os.path.abspath(getattr(args, name)))
     os.makedirs(os.path.join(args.out, "logs"), exist_ok=True)
-    sys.path.insert(0, TOOLS)
 
     status_path = os.path.join(args.out, "stages.json")
     status = {}

@@ -16,16 +16,17 @@ Both give identical RLEs (checked). Masks are random, of three kinds:
 - ``noisy``: independent pixels, half foreground (the worst case; random weights come close).
 
 Example:
-    python tools/benchmark_rle.py
-    python tools/benchmark_rle.py --device cuda --height 720 --width 1280
+    python -m benchmarks.benchmark_rle
+    python -m benchmarks.benchmark_rle --device cuda --height 720 --width 1280
 """
 
 import argparse
-import time
+import sys
 
 import torch
 from torch.nn import functional as F
 
+from benchmarks.common import best_ms, table
 from video_mask2former.structures import encode_masks, encode_masks_by_runs, rle_counts
 
 KINDS = ("object", "smooth", "noisy")
@@ -55,20 +56,6 @@ def random_masks(kind: str, num_masks: int, height: int, width: int, seed: int) 
     return dy**2 + dx**2 <= 1
 
 
-def _best_ms(function, device: torch.device, repeats: int) -> float:
-    """Fastest of ``repeats`` runs of ``function()``, ms, device work included."""
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        function()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return 1000 * min(times)
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--height", type=int, default=360)
@@ -86,22 +73,21 @@ def main(argv=None) -> None:
     device = torch.device(args.device)
     print(
         f"{args.maps} masks of {args.height}x{args.width} on {args.device}, "
-        f"best of {args.repeats}, ms per call\n"
-        "| masks | runs per mask | host (pycocotools) ms | runs (device) ms | speed-up |\n"
-        "|---|---|---|---|---|"
+        f"best of {args.repeats}, ms per call"
     )
+    rows = []
     for kind in args.kinds:
         masks = random_masks(kind, args.maps, args.height, args.width, args.seed).to(device)
         host_rles = encode_masks(masks.cpu())
         if encode_masks_by_runs(masks) != host_rles:
             raise AssertionError(f"benchmark_rle: the two encodings differ on {kind} masks")
         runs = rle_counts(masks)[1].double().mean().item()
-        host_ms = _best_ms(lambda: encode_masks(masks.cpu()), device, args.repeats)
-        runs_ms = _best_ms(lambda: encode_masks_by_runs(masks), device, args.repeats)
-        print(
-            f"| {kind} | {runs:.0f} | {host_ms:.1f} | {runs_ms:.1f} | {host_ms / runs_ms:.2f}x |",
-            flush=True,
-        )
+        host_ms = best_ms(lambda: encode_masks(masks.cpu()), device, args.repeats)
+        runs_ms = best_ms(lambda: encode_masks_by_runs(masks), device, args.repeats)
+        rows.append([kind, runs, host_ms, runs_ms, host_ms / runs_ms])
+        print(f"{kind} done", file=sys.stderr, flush=True)
+    headers = ["masks", "runs per mask", "host (pycocotools) ms", "runs (device) ms", "speed-up"]
+    print(table(rows, headers=headers, floatfmt=("", ".0f", ".1f", ".1f", ".2f")))
 
 
 if __name__ == "__main__":

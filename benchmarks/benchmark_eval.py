@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Time the YouTube-VIS evaluation and annotation loading at real dataset sizes (figures only).
 
-    python tools/benchmark_eval.py [--videos 300 --frames 30 --height 720 --width 1280]
+    python -m benchmarks.benchmark_eval [--videos 300 --frames 30 --height 720 --width 1280]
 
 1. Evaluation: ground truth from the synthetic generator (in memory), 10 predictions per video
    (ground-truth tracks shifted by a few pixels + false positives taken from another video), the

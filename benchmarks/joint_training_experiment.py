@@ -6,7 +6,7 @@ Writes a synthetic YouTube-VIS set with few training videos and a synthetic COCO
 the images (``*_joint_quick.yaml``), for several seeds, the same iterations each, and prints the
 AP on the synthetic val split as mean +- std::
 
-    python tools/joint_training_experiment.py --out output/joint_experiment \\
+    python -m benchmarks.joint_training_experiment --out output/joint_experiment \\
         --train-videos 8 --images 256 --seeds 0 1 2 --iters 400
 
 ``--jobs 2 --threads 1`` trains two runs at a time with one thread each (the CPU load of one
@@ -30,10 +30,10 @@ import time
 from typing import Dict, List, Optional
 
 import numpy as np
-from tabulate import tabulate
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-QUICK = os.path.join(REPO_ROOT, "configs", "quick_schedules")
+from benchmarks.common import ROOT, child_env, table
+
+QUICK = os.path.join(ROOT, "configs", "quick_schedules")
 VIDEO_CONFIG = os.path.join(QUICK, "video_maskformer2_R18_synthetic_quick.yaml")
 JOINT_CONFIG = os.path.join(QUICK, "video_maskformer2_R18_synthetic_joint_quick.yaml")
 # The learning rate drops 10x after this fraction of the iterations (as the quick schedule: 320
@@ -76,16 +76,16 @@ def train(config: str, opts: List[str], output_dir: str, root: str, args) -> Opt
         return ap
     steps = max(1, int(args.iters * STEP_FRACTION))
     cmd = [
-        sys.executable, os.path.join(REPO_ROOT, "train_net_video.py"), "--config-file", config,
+        sys.executable, os.path.join(ROOT, "train_net_video.py"), "--config-file", config,
         "SOLVER.MAX_ITER", str(args.iters), "SOLVER.STEPS", f"({steps},)",
         "SOLVER.CHECKPOINT_PERIOD", str(args.iters), "OUTPUT_DIR", output_dir, *args.opts, *opts,
     ]  # fmt: skip
-    env = dict(os.environ, DETECTRON2_DATASETS=root, PYTHONPATH=REPO_ROOT)
+    env = dict(child_env(), DETECTRON2_DATASETS=root)
     if args.threads > 0:
         env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, "run.log"), "w") as log:
-        proc = subprocess.run(cmd, env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.run(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         print(f"  failed (exit {proc.returncode}): see {output_dir}/run.log", flush=True)
         return None
@@ -99,9 +99,7 @@ def summarize(results: Dict[str, Dict[int, Optional[float]]]) -> str:
         mean = f"{np.mean(aps):.1f} ± {np.std(aps, ddof=1) if len(aps) > 1 else 0.0:.1f}"
         seeds = ", ".join(f"{v:.1f}" if v is not None else "-" for v in by_seed.values())
         rows.append((name, len(aps), seeds, mean))
-    return tabulate(
-        rows, headers=["run", "seeds", "AP per seed", "AP mean ± std"], tablefmt="github"
-    )
+    return table(rows, headers=["run", "seeds", "AP per seed", "AP mean ± std"])
 
 
 def parse_args(argv=None):

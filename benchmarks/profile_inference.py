@@ -9,18 +9,19 @@ the wall time of the profiled call, and the share of the device time spent in th
 deformable-attention kernels.
 
 Example:
-    python tools/profile_inference.py --device cuda --frames 36 --amp none bf16 --json prof.json
+    python -m benchmarks.profile_inference --device cuda --frames 36 --amp none bf16 \\
+        --json prof.json
 """
 
 import argparse
-import json
 import time
 
 import torch
 
-from video_mask2former.build import build_inference_model
+from benchmarks.common import autocast, build_model, random_frames, synchronize, table, write_json
 
 TOP_OPERATORS = 25  # rows of the printed table
+OPERATOR_NAME_CHARS = 70  # of an operator's name in the table
 DEFORMABLE_ATTENTION_KERNELS = ("mask2former_ops", "MSDeformAttn", "ms_deform")
 
 
@@ -34,16 +35,14 @@ def _time_of(event, name: str) -> float:
 
 
 def profile_once(model, video, device, amp: str):
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)
 
     def call():
-        with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        with torch.no_grad(), autocast(device, amp):
             result = model([video])
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(device)
         return result
 
     call()  # warm-up: cuDNN autotuning, allocator, lazy initialisation
@@ -90,14 +89,10 @@ def main():
     parser.add_argument("--json", type=str, default=None, help="also write the results here")
     args = parser.parse_args()
 
-    torch.manual_seed(args.seed)
     device = torch.device(args.device)
-    model = build_inference_model(args.backbone, device=device)  # random weights
+    model, _ = build_model(args.backbone, device=args.device, seed=args.seed)  # random weights
     generator = torch.Generator().manual_seed(args.seed)
-    frames = [
-        torch.randint(0, 256, (3, args.height, args.width), generator=generator, dtype=torch.uint8)
-        for _ in range(args.frames)
-    ]
+    frames = random_frames(args.frames, args.height, args.width, generator)
     video = {"image": frames, "height": args.height, "width": args.width}
     results = []
     for amp in args.amp:
@@ -109,24 +104,20 @@ def main():
             f"device self time {result['self_time_total_ms']:.0f} ms, deformable attention "
             f"{100 * result['deformable_attention_share']:.1f}%"
         )
-        print(f"{'operator':70} {'calls':>6} {'self ms':>9} {'share':>6}")
-        for row in result["top"]:
-            print(
-                f"{row['name'][:70]:70} {row['calls']:6d} {row['self_ms']:9.2f} "
-                f"{100 * row['share']:5.1f}%"
-            )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                {
-                    "backbone": args.backbone,
-                    "frames": args.frames,
-                    "size": [args.height, args.width],
-                    "results": results,
-                },
-                f,
-                indent=1,
-            )
+        top = [
+            [row["name"][:OPERATOR_NAME_CHARS], row["calls"], row["self_ms"], 100 * row["share"]]
+            for row in result["top"]
+        ]
+        print(table(top, headers=["operator", "calls", "self ms", "share %"], floatfmt=".2f"))
+    write_json(
+        args.json,
+        {
+            "backbone": args.backbone,
+            "frames": args.frames,
+            "size": [args.height, args.width],
+            "results": results,
+        },
+    )
 
 
 if __name__ == "__main__":

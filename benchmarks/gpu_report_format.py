@@ -1,4 +1,4 @@
-"""The Markdown and JSON report of ``tools/gpu_report.py``, from what its stages wrote.
+"""The Markdown and JSON report of :mod:`benchmarks.gpu_report`, from what its stages wrote.
 
 Each stage's figures are read from ``OUT/<stage>.json`` (written by the benchmark it ran) and its
 status from ``OUT/stages.json``; a stage that did not run or failed is listed with its error, so
@@ -9,22 +9,14 @@ import json
 import os
 from typing import Dict, List, Optional, Sequence
 
+from benchmarks.common import table
+
 
 def markdown_table(rows: Sequence[Dict], columns: Sequence[str], formats: Dict[str, str]) -> str:
     """A Markdown table of ``rows`` (dicts) over ``columns``; ``formats`` maps a column to a
-    format spec for numbers; None prints as '—'."""
-
-    def cell(row, column):
-        value = row.get(column)
-        if value is None:
-            return "—"
-        if isinstance(value, float) and column in formats:
-            return format(value, formats[column])
-        return str(value)
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(row, c) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)
+    format spec for numbers (default ``g``); None prints as '—'."""
+    body = [[row.get(column) for column in columns] for row in rows]
+    return table(body, headers=list(columns), floatfmt=[formats.get(c, "g") for c in columns])
 
 
 def _load(out: str, name: str) -> Optional[Dict]:
@@ -37,7 +29,7 @@ def _load(out: str, name: str) -> Optional[Dict]:
 
 def _ops_section(ops: Dict) -> List[str]:
     lines = [
-        "## Deformable attention (`tools/benchmark_ms_deform_attn.py --device cuda`)",
+        "## Deformable attention (`benchmarks/benchmark_ms_deform_attn.py --device cuda`)",
         "",
         "Copy bandwidth (device to device, read + write): "
         + ", ".join(f"{d}: {v:.0f} GB/s" for d, v in ops["copy_bandwidth_gb_per_s"].items()),
@@ -106,7 +98,7 @@ def _kernels_section(kernels: Dict) -> List[str]:
 
 def _profile_section(profile: Dict) -> List[str]:
     lines = [
-        f"## Profile (`tools/profile_inference.py`, {profile['backbone']}, "
+        f"## Profile (`benchmarks/profile_inference.py`, {profile['backbone']}, "
         f"T={profile['frames']}, {profile['size'][0]}x{profile['size'][1]})",
         "",
     ]
@@ -149,15 +141,20 @@ def write_report(out: str) -> Dict:
             f"Python {env.get('python')}; nvcc: {env.get('nvcc')}; {env.get('cpu_count')} CPUs.",
             "",
         ]
-    lines += ["## Stages", "", "| stage | status | seconds | result / error |", "|---|---|---|---|"]
+    stage_rows = []
     for name, status in stages.items():
         detail = status.get("error") or json.dumps(status.get("result"), default=str)
         detail = detail.replace("|", "\\|")[:300] if name not in ("ops", "e2e", "long") else ""
-        lines.append(
-            f"| {name} | {'ok' if status.get('ok') else 'FAILED'} | {status.get('seconds')} "
-            f"| {detail} |"
+        stage_rows.append(
+            {
+                "stage": name,
+                "status": "ok" if status.get("ok") else "FAILED",
+                "seconds": status.get("seconds"),
+                "result / error": detail,
+            }
         )
-    lines.append("")
+    columns = ["stage", "status", "seconds", "result / error"]
+    lines += ["## Stages", "", markdown_table(stage_rows, columns, {}), ""]
     figures = {}
     for name, title in (
         ("kernels", None),

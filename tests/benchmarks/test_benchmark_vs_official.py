@@ -1,15 +1,12 @@
 """The benchmark against the official code: source patching, parity and ratios (no detectron2)."""
 
 import os
-import sys
 
 import pytest
 
-TOOLS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "tools")
-sys.path.insert(0, TOOLS_DIR)  # the benchmark is a script that imports its sibling helpers
-import _official_source  # noqa: E402
-import benchmark_vs_official  # noqa: E402
-from _official_source import SourcePatch  # noqa: E402
+from benchmarks import benchmark_vs_official, official_source
+from benchmarks.common import ROOT
+from benchmarks.official_source import SourcePatch
 
 FAKE_PATCHES = (
     SourcePatch(path="pkg/a.py", old="old_call(", new="new_call(", count=2, why="test"),
@@ -29,33 +26,33 @@ def _fake_tree(root):
 def test_prepare_official_source_patches_a_copy(tmp_path):
     src = _fake_tree(tmp_path / "src")
     dst = tmp_path / "dst"
-    _official_source.prepare_official_source(str(src), str(dst), FAKE_PATCHES)
+    official_source.prepare_official_source(str(src), str(dst), FAKE_PATCHES)
     assert (dst / "pkg" / "a.py").read_text() == "new_call(1)\nnew_call(2)\n"
     assert (dst / "pkg" / "b.cu").read_text() == "f(x.scalar_type());\n"
     assert (src / "pkg" / "a.py").read_text() == "old_call(1)\nold_call(2)\n"  # source untouched
     assert not (dst / "pkg" / "__pycache__").exists() and not (dst / "pkg" / "op.so").exists()
-    assert not _official_source.is_prepared(str(src), str(dst))  # not the official patches
+    assert not official_source.is_prepared(str(src), str(dst))  # not the official patches
     # a prepared copy is replaced by a new call; any other non-empty folder is refused
-    _official_source.prepare_official_source(str(src), str(dst), FAKE_PATCHES)
+    official_source.prepare_official_source(str(src), str(dst), FAKE_PATCHES)
     with pytest.raises(FileExistsError, match="not a prepared official copy"):
-        _official_source.prepare_official_source(str(src), str(src), FAKE_PATCHES)
+        official_source.prepare_official_source(str(src), str(src), FAKE_PATCHES)
 
 
 def test_patch_with_an_unexpected_count_names_the_file(tmp_path):
     src = _fake_tree(tmp_path / "src")
     (src / "pkg" / "a.py").write_text("old_call(1)\n")
     with pytest.raises(ValueError, match=r"a\.py: expected 2 occurrence"):
-        _official_source.prepare_official_source(str(src), str(tmp_path / "dst"), FAKE_PATCHES)
+        official_source.prepare_official_source(str(src), str(tmp_path / "dst"), FAKE_PATCHES)
 
 
 def test_official_patches_apply_to_the_official_files(tmp_path):
     """Each patch names a file of the official tree and changes its text."""
-    for patch in _official_source.OFFICIAL_PATCHES:
+    for patch in official_source.OFFICIAL_PATCHES:
         assert patch.old != patch.new and patch.count >= 1 and patch.why
         path = tmp_path / patch.path
         os.makedirs(path.parent, exist_ok=True)
         path.write_text(patch.old * patch.count)
-        _official_source.apply_patch(str(tmp_path), patch)
+        official_source.apply_patch(str(tmp_path), patch)
         assert path.read_text() == patch.new * patch.count
 
 
@@ -113,13 +110,39 @@ def test_error_line_is_the_childs_last_line():
     assert benchmark_vs_official._error_line(killed) == "killed by signal 9 label:"
 
 
-OFFICIAL_SRC = os.path.join(os.path.dirname(TOOLS_DIR), ".gpu_carry", "Mask2Former")
+OFFICIAL_SRC = os.path.join(ROOT, ".gpu_carry", "Mask2Former")
 
 
 @pytest.mark.skipif(not os.path.isdir(OFFICIAL_SRC), reason="no official Mask2Former checkout")
 def test_official_patches_apply_to_the_official_checkout(tmp_path):
     dst = tmp_path / "official"
-    _official_source.prepare_official_source(OFFICIAL_SRC, str(dst))
-    assert _official_source.is_prepared(OFFICIAL_SRC, str(dst))
-    for patch in _official_source.OFFICIAL_PATCHES:
+    official_source.prepare_official_source(OFFICIAL_SRC, str(dst))
+    assert official_source.is_prepared(OFFICIAL_SRC, str(dst))
+    for patch in official_source.OFFICIAL_PATCHES:
         assert patch.new in (dst / patch.path).read_text()
+
+
+def test_official_children_import_the_prepared_copy_through_their_environment(monkeypatch):
+    """The official code and its built op come first on the child's PYTHONPATH (no sys.path
+    edit); our own children get only the repository."""
+    calls = []
+    monkeypatch.setattr(
+        benchmark_vs_official,
+        "run_json_child",
+        lambda command, **kwargs: calls.append((command, kwargs)) or {"ms_per_frame": 1.0},
+    )
+    args = benchmark_vs_official.parse_args(["--impls", "ours", "--device", "cpu"])
+    official = {"root": "/copy", "op": "build", "op_path": "/copy/ops", "error": None}
+    for impl in ("official", "ours"):
+        benchmark_vs_official.run_child(args, "inference", impl, "R50", "none", "w.pt", official)
+    (command, kwargs), (_, ours) = calls
+    assert command[1:3] == ["-m", "benchmarks.benchmark_vs_official"]
+    assert kwargs["extra_paths"] == ["/copy", "/copy/ops"] and ours["extra_paths"] == []
+
+
+def test_child_environment_puts_the_repository_and_extra_paths_first(monkeypatch):
+    from benchmarks.common import child_env
+
+    monkeypatch.setenv("PYTHONPATH", "/user/path")
+    paths = child_env(["/copy"])["PYTHONPATH"].split(os.pathsep)
+    assert paths == [ROOT, "/copy", "/user/path"]

@@ -1,0 +1,1 @@
+"""Tests of the benchmarks (benchmarks/): their measurements on tiny inputs, their tables."""

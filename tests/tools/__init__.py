@@ -1,0 +1,1 @@
+"""Tests of the user command lines in tools/ (and the dataset scripts users run)."""
