@@ -11,7 +11,7 @@ Implementations (see :func:`available_implementations`):
 
 ``implementation="auto"`` picks once per call from the device of ``value`` and what was compiled:
 CUDA tensors use ``"cuda"``; CPU tensors use ``"cpu"`` when ``CPU_PREFERS_COMPILED`` (set from the
-measurements of ``tools/benchmark_ms_deform_attn.py``), else ``"pytorch"``. When a compiled path
+measurements of ``benchmarks/benchmark_ms_deform_attn.py``), else ``"pytorch"``. When a compiled path
 would be used but is missing, the PyTorch path runs and one warning is issued per process.
 
 Dtype policy: ``value`` keeps its dtype (float16, bfloat16, float32 or float64) and the output has
@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 # Whether the C++ CPU kernels beat the PyTorch path on CPU tensors. Measured with
-# tools/benchmark_ms_deform_attn.py at the pixel-decoder shapes (see the table in README.md).
+# benchmarks/benchmark_ms_deform_attn.py at the pixel-decoder shapes (see the table in README.md).
 CPU_PREFERS_COMPILED = True
 
 IMPLEMENTATIONS = ("cuda", "cpu", "pytorch")

@@ -102,8 +102,10 @@ class _ImportCollector(ast.NodeVisitor):
 
 def _first_party() -> Set[str]:
     """Names that this repository provides: its packages and the modules of its folders."""
-    names = {"video_mask2former", "mask2former_ops", "tests"}
-    for path in _python_files("tests", "tools", "demo_video", "datasets", "train_net_video.py"):
+    names = {"video_mask2former", "mask2former_ops", "tests", "benchmarks"}
+    for path in _python_files(
+        "tests", "tools", "benchmarks", "demo_video", "datasets", "train_net_video.py"
+    ):
         names.add(os.path.splitext(os.path.basename(path))[0])
         names.add(os.path.basename(os.path.dirname(path)))
     return names

@@ -7,7 +7,7 @@ never a silently grey or smeared image. libjpeg only *warns* about damaged data 
 data: ...", printed to stderr by OpenCV, swallowed by Pillow, and the damaged image returned
 either way), so JPEGs are decoded with ``simplejpeg`` (libjpeg-turbo) with ``strict=True``, which
 turns those warnings into errors in the same decode that produces the pixels: the check costs no
-second pass (``tools/benchmark_frame_reading.py``). The pixels equal Pillow's and OpenCV's
+second pass (``benchmarks/benchmark_frame_reading.py``). The pixels equal Pillow's and OpenCV's
 (the same libjpeg-turbo, same default DCT and upsampling). Other formats (PNG, ...) are decoded
 by Pillow, whose ``load`` raises on truncated or broken data (unless the process set
 ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES``). The EXIF orientation is applied, as detectron2's

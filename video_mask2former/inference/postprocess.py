@@ -146,7 +146,7 @@ def video_inference_reference(
 ) -> Dict[str, object]:
     """Same as :func:`video_inference`, the straightforward way (upsample all Q, then select).
 
-    Used as the oracle in tests and as the baseline of ``tools/benchmark_inference.py``.
+    Used as the oracle in tests and as the baseline of ``benchmarks/benchmark_inference.py``.
     """
     upsampled = F.interpolate(
         pred_masks.float(), size=padded_size, mode="bilinear", align_corners=False
