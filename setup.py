@@ -64,6 +64,8 @@ INSTALL_REQUIRES = [
     "scipy>=1.10",
     # Strict JPEG decoding (video_mask2former/data/frames.py).
     "simplejpeg>=1.6",
+    # The printed tables of the tools and benchmarks (data/inspect.py, benchmarks/common.py).
+    "tabulate",
     # Progress bars of the demo's loops (video_mask2former/demo/online.py); fvcore needs it too.
     "tqdm>=4.60",
 ]
@@ -72,8 +74,11 @@ HF_REQUIRES = ["safetensors>=0.4", "huggingface_hub>=0.30"]
 EXTRAS_REQUIRE = {
     "export": EXPORT_REQUIRES,
     "hf": HF_REQUIRES,
-    # The printed tables of benchmarks/ (tabulate, as detectron2 prints its tables).
+    # The printed tables of benchmarks/ (tabulate, as detectron2 prints its tables; also a core
+    # requirement now, kept here so that existing `[bench]` installs keep working).
     "bench": ["tabulate"],
+    # The histograms of tools/inspect_dataset.py --plot (video_mask2former/data/inspect.py).
+    "plot": ["matplotlib"],
     # detectron2 is not on PyPI: it is built from source with --no-deps (README). These are its
     # PyPI dependencies that the plugin and scripts load (tabulate: d2/joint.py)
     # and av, the demo's H.264 writer (video_mask2former/visualization/video_io.py; OpenCV's mp4v
