@@ -7,7 +7,10 @@
 * an **initialisation for training** (``MODEL.WEIGHTS`` of a new run) may lack the class head's
   shape (a COCO model for a 40-class video model) or everything but the backbone (an ImageNet
   backbone); what it lacks is summarised in one log message, and it is an error only when it
-  provides less than :data:`MIN_INIT_FRACTION` of the model and not the whole backbone;
+  provides less than :data:`MIN_INIT_FRACTION` of the model and not the whole backbone. Fine-tuning
+  an official YouTube-VIS or COCO checkpoint on a dataset of another class count therefore needs
+  only ``MODEL.SEM_SEG_HEAD.NUM_CLASSES`` set to the dataset's count: the class head
+  (:data:`CLASS_DEPENDENT_KEYS`) keeps its fresh initialisation, reported in one line (INFO);
 * the expert opt-out (``strict=False`` for the library, ``MODEL.ALLOW_PARTIAL_WEIGHTS`` for the
   scripts) loads whatever fits and only warns.
 
@@ -141,6 +144,34 @@ def _expected_for_training(report: LoadReport) -> bool:
     return shapes_expected and missing_expected
 
 
+# The class head's classifier: (K + 1, C) weights, K classes and "no object".
+_CLASS_EMBED_KEY = CLASS_DEPENDENT_KEYS[0]
+
+
+def _only_class_head(report: LoadReport) -> bool:
+    """The checkpoint fits but for the class-dependent shapes (another number of classes)."""
+    class_keys = set(CLASS_DEPENDENT_KEYS)
+    return (
+        not report.missing_keys
+        and not report.unexpected_keys
+        and all(k in class_keys for k, _, _ in report.shape_mismatches)
+    )
+
+
+def _class_head_line(report: LoadReport, path: str) -> str:
+    """One line for a fine-tuning start of another class count: the class head re-initialised."""
+    shapes = {k: (c, m) for k, c, m in report.shape_mismatches}
+    classes = ""
+    if _CLASS_EMBED_KEY in shapes:
+        theirs, ours = (shape[0] - 1 for shape in shapes[_CLASS_EMBED_KEY])
+        classes = f" for {ours} classes (the checkpoint's is for {theirs})"
+    listed = ", ".join(f"{k} {list(c)} (model {list(m)})" for k, (c, m) in shapes.items())
+    return (
+        f"Initialised training from {path}: it provides {_loaded(report)}; the class head is "
+        f"re-initialised{classes}: {len(shapes)} keys of another shape: {listed}."
+    )
+
+
 def _loaded(report: LoadReport) -> str:
     """How much of the model the checkpoint provided, e.g. "127 of the model's 129 weights
     (>99% of its values)"."""
@@ -201,6 +232,9 @@ def check_fit(
             f"{report.describe(path)}\n{problem}.\nTo load what fits anyway (experts), {opt_out}."
         )
     if report.ok:
+        return
+    if for_training and not problem and _only_class_head(report):
+        logger.info(_class_head_line(report, path))
         return
     if problem:
         header = f"Loading only what fits, as allowed: {problem}."
