@@ -8,6 +8,9 @@
         --config-file configs/quick_schedules/video_maskformer2_R18_synthetic_quick.yaml
     python train_net_video.py \
         --config-file configs/quick_schedules/video_maskformer2_R18_vps_synthetic_quick.yaml
+    python train_net_video.py --config-file ... --dataset mine_train train.json JPEGImages \
+        --dataset mine_val val.json JPEGImages DATASETS.TRAIN "('mine_train',)" \
+        DATASETS.TEST "('mine_val',)" MODEL.SEM_SEG_HEAD.NUM_CLASSES 3
 
 The same script trains and scores video instance (YouTube-VIS layout), video panoptic (VIPSeg
 layout) and video semantic (VSPW layout) datasets: the train / test mapper and the evaluator follow
@@ -35,6 +38,7 @@ import detectron2.utils.comm as comm
 import torch
 import torch.multiprocessing as mp
 from detectron2.data import (
+    DatasetCatalog,
     MetadataCatalog,
     build_detection_test_loader,
     build_detection_train_loader,
@@ -55,6 +59,7 @@ from video_mask2former.d2.datasets import (
     check_dataset_classes,
     get_video_dataset_dicts,
     prepare_synthetic_datasets,
+    register_ytvis_instances,
 )
 from video_mask2former.d2.distributed import device_aware_ddp
 from video_mask2former.d2.evaluator import YTVISEvaluator
@@ -316,7 +321,39 @@ def _report_interrupt(trainer):
     print(f"Interrupted at iteration {trainer.iter}; {where}.", file=sys.stderr)
 
 
+def argument_parser():
+    """detectron2's arguments plus ``--dataset NAME JSON IMAGE_ROOT`` (repeatable)."""
+    parser = default_argument_parser()
+    parser.add_argument(
+        "--dataset",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("NAME", "JSON", "IMAGE_ROOT"),
+        help="register a YouTube-VIS-format dataset under NAME (its categories come from JSON; "
+        "frames are IMAGE_ROOT/<file_names>), to use in DATASETS.TRAIN / DATASETS.TEST; "
+        "repeatable",
+    )
+    return parser
+
+
+def register_command_line_datasets(args) -> None:
+    """Register the ``--dataset`` entries (in every process: each runs ``main``)."""
+    for name, json_file, image_root in getattr(args, "dataset", None) or []:
+        if name in DatasetCatalog.list():
+            raise ConfigError(
+                f"--dataset {name}: a dataset of that name is already registered (a built-in "
+                f"split or an earlier --dataset); choose another name."
+            )
+        if not os.path.isfile(json_file):
+            raise FileNotFoundError(f"--dataset {name}: annotation file {json_file} not found.")
+        if not os.path.isdir(image_root):
+            raise FileNotFoundError(f"--dataset {name}: frame folder {image_root} not found.")
+        register_ytvis_instances(name, {}, json_file, image_root)
+
+
 def main(args):
+    register_command_line_datasets(args)
     cfg = setup(args)
     prepare_synthetic_datasets(list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST))
     if args.eval_only:
@@ -359,7 +396,7 @@ def run(args):
 
 
 if __name__ == "__main__":
-    args = default_argument_parser().parse_args()
+    args = argument_parser().parse_args()
     try:
         launch(
             run,

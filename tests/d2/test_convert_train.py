@@ -1,11 +1,13 @@
 """End to end: a DAVIS-style PNG-mask dataset converted by tools/convert_to_ytvis.py, registered
-with ``register_ytvis_instances`` (categories from the JSON) and trained for 2 iterations of the
-smoke config through train_net_video.py, then evaluated on itself (CPU)."""
+with train_net_video.py's ``--dataset`` (categories from the JSON) and trained for 2 iterations of
+the smoke config, then evaluated on itself (CPU); ``--dataset``'s bad inputs."""
 
 import json
 import os
 import subprocess
 import sys
+
+import pytest
 
 from tests.conftest import requires_detectron2
 from tests.data_pipeline.convert.helpers import write_davis
@@ -13,17 +15,6 @@ from tests.data_pipeline.convert.helpers import write_davis
 pytestmark = requires_detectron2
 
 RUN_TIMEOUT_S = 600
-# train_net_video.main with the converted dataset registered first (argv: JSON, image root, then
-# train_net_video.py's command line).
-DRIVER = """
-import sys
-import train_net_video
-from detectron2.engine import default_argument_parser
-from video_mask2former.d2.datasets import register_ytvis_instances
-
-register_ytvis_instances("converted", {}, sys.argv[1], sys.argv[2])
-train_net_video.main(default_argument_parser().parse_args(sys.argv[3:]))
-"""
 
 
 def test_convert_then_train(tmp_path):
@@ -43,7 +34,8 @@ def test_convert_then_train(tmp_path):
         assert len(json.load(f)["categories"]) == 3  # the smoke config's NUM_CLASSES
 
     output_dir = tmp_path / "train"
-    cmd = [sys.executable, "-c", DRIVER, str(out / "annotations.json"), str(out / "JPEGImages")]
+    cmd = [sys.executable, os.path.join(REPO_ROOT, "train_net_video.py"), "--dataset"]
+    cmd += ["converted", str(out / "annotations.json"), str(out / "JPEGImages")]
     cmd += ["--config-file", SMOKE_CONFIG, "DATASETS.TRAIN", '("converted",)']
     cmd += ["DATASETS.TEST", '("converted",)', "SOLVER.MAX_ITER", "2", "SOLVER.STEPS", "(1,)"]
     cmd += ["SOLVER.IMS_PER_BATCH", "2", "OUTPUT_DIR", str(output_dir)]
@@ -58,3 +50,26 @@ def test_convert_then_train(tmp_path):
     assert [r["iteration"] for r in rows if "total_loss" in r][-1] == 1
     assert os.path.isfile(output_dir / "inference" / "converted" / "results.json")
     assert "copypaste: AP" in log
+
+
+@pytest.mark.parametrize(
+    "name, json_name, folder, message",
+    [
+        ("ytvis_synthetic_train", "a.json", "frames", "already registered"),
+        ("mine", "missing.json", "frames", "annotation file"),
+        ("mine", "a.json", "missing", "frame folder"),
+    ],
+)
+def test_dataset_option_bad_inputs_are_one_line(tmp_path, name, json_name, folder, message):
+    from tests.d2.helpers import REPO_ROOT, SMOKE_CONFIG
+
+    (tmp_path / "a.json").write_text("{}")
+    (tmp_path / "frames").mkdir()
+    cmd = [sys.executable, os.path.join(REPO_ROOT, "train_net_video.py"), "--dataset", name]
+    cmd += [str(tmp_path / json_name), str(tmp_path / folder), "--config-file", SMOKE_CONFIG]
+    cmd += ["OUTPUT_DIR", str(tmp_path / "out")]
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: --dataset") and message in lines[-1]
