@@ -395,6 +395,35 @@ def panoptic_to_semantic_instance(
             f"segment id map must be a 2-D array of non-negative integers, got shape {ids.shape} "
             f"dtype {ids.dtype}"
         )
+    table = segment_label_table(
+        segments,
+        category_to_index,
+        thing_indices,
+        ignore_label=ignore_label,
+        vipseg_numbering=vipseg_numbering,
+        video_segment_order=video_segment_order,
+    )
+    return lookup_segment_labels(table, ids)
+
+
+def segment_label_table(
+    segments: Mapping[int, object],
+    category_to_index: Mapping[int, int],
+    thing_indices: Iterable[int],
+    *,
+    ignore_label: int = 255,
+    vipseg_numbering: bool = False,
+    video_segment_order: Optional[Sequence[int]] = None,
+) -> np.ndarray:
+    """The (segment id, class index, instance) rows of one frame's segments, void (id 0) included,
+    sorted by id: what :func:`panoptic_to_semantic_instance` maps each pixel through (arguments
+    and numbering as there). Evaluators that already have a frame's (gt id, pred id, pixels)
+    table map its ids through this with :func:`lookup_segment_labels` and call
+    :meth:`STQAccumulator.update_overlaps`, without a second pass over the pixels.
+
+    Returns:
+        ndarray: (S + 1, 3) int64.
+    """
     things = {int(c) for c in thing_indices}
     if vipseg_numbering:
         if video_segment_order is None:
@@ -422,8 +451,17 @@ def panoptic_to_semantic_instance(
         else:
             instance = 0
         rows.append((segment_id, index, instance))
-    table = np.array(sorted(rows), dtype=np.int64)
-    position = np.minimum(np.searchsorted(table[:, 0], ids), len(table) - 1)  # (H, W)
+    return np.array(sorted(rows), dtype=np.int64)
+
+
+def lookup_segment_labels(table: np.ndarray, ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(semantic, instance) of segment ids (any shape) through a :func:`segment_label_table`.
+
+    Raises:
+        ValueError: an id that is not in the table.
+    """
+    ids = np.asarray(ids)
+    position = np.minimum(np.searchsorted(table[:, 0], ids), len(table) - 1)
     unknown = table[position, 0] != ids
     if unknown.any():
         raise ValueError(

@@ -107,7 +107,7 @@ class VideoCounter:
         frame: Optional[str] = None,
         gt_source: Optional[str] = None,
         pred_source: Optional[str] = None,
-    ) -> None:
+    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Add the next frame.
 
         Args:
@@ -121,6 +121,10 @@ class VideoCounter:
             frame (str, optional): the frame's name in error messages (default its index).
             gt_source, pred_source (str, optional): where each map comes from (a PNG), named by
                 the errors about it.
+
+        Returns:
+            tuple: the frame's overlap table, (n,) int64 each: ground-truth id, predicted id and
+            pixels of every combination present (what STQ needs too, see ``vps_eval``).
 
         Raises:
             VPQInputError: naming the video and the frame.
@@ -139,6 +143,7 @@ class VideoCounter:
         _check_listed(np.unique(item.pair_gt), item.gt_ids, where, "ground-truth", gt_source)
         _check_listed(np.unique(item.pair_pred), item.pred_ids, where, "predicted", pred_source)
         self._frames.append(item)
+        return item.pair_gt, item.pair_pred, item.pair_count
 
     def _check_maps(self, gt_ids, pred_ids, where) -> Tuple[np.ndarray, np.ndarray]:
         maps = []

@@ -29,7 +29,12 @@ from ..data.vps import (
     load_vps_predictions,
     read_id_png,
 )
-from .stq import STQAccumulator, panoptic_to_semantic_instance, vipseg_segment_order
+from .stq import (
+    STQAccumulator,
+    lookup_segment_labels,
+    segment_label_table,
+    vipseg_segment_order,
+)
 from .vpq import VPQ_WINDOW_SIZES, VPQAccumulator, VPQInputError
 
 __all__ = ["default_workers", "evaluate_vps"]
@@ -183,7 +188,7 @@ def _score_video(task) -> Tuple[VPQAccumulator, Optional[STQAccumulator]]:
         pred_png = os.path.join(settings.pred_dir, gt.video_id, name)
         gt_ids = read_id_png(gt_png, video_id=gt.video_id, frame=name)
         pred_ids = read_id_png(pred_png, video_id=gt.video_id, frame=name)
-        counter.add_frame(
+        pair_gt, pair_pred, pixels = counter.add_frame(
             gt_ids,
             gt_frame.segments,
             pred_ids,
@@ -194,19 +199,22 @@ def _score_video(task) -> Tuple[VPQAccumulator, Optional[STQAccumulator]]:
         )
         if stq is None:
             continue
-        maps = []
-        for ids, frame, order in ((gt_ids, gt_frame, orders[0]), (pred_ids, pred_frame, orders[1])):
-            maps.extend(
-                panoptic_to_semantic_instance(
-                    ids,
-                    frame.segments,
-                    category_to_index,
-                    things,
-                    ignore_label=stq.ignore_label,
-                    vipseg_numbering=settings.stq_vipseg_numbering,
-                    video_segment_order=order,
-                )
+        # STQ from the same overlap table: each (gt id, pred id) combination mapped to its
+        # (class, instance) on both sides; no second pass over the pixels.
+        labels = []
+        for pair_ids, frame, order in (
+            (pair_gt, gt_frame, orders[0]),
+            (pair_pred, pred_frame, orders[1]),
+        ):
+            table = segment_label_table(
+                frame.segments,
+                category_to_index,
+                things,
+                ignore_label=stq.ignore_label,
+                vipseg_numbering=settings.stq_vipseg_numbering,
+                video_segment_order=order,
             )
-        stq.update(*maps, gt.video_id)
+            labels.extend(lookup_segment_labels(table, pair_ids))
+        stq.update_overlaps(*labels, pixels, gt.video_id)
     counter.finish()
     return vpq, stq
