@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
+FIXTURES_DIR = os.path.join(os.path.dirname(__file__), "fixtures")
 
 HAS_DETECTRON2 = importlib.util.find_spec("detectron2") is not None
 HAS_CUDA = torch.cuda.is_available()
@@ -17,9 +17,9 @@ requires_cuda = pytest.mark.skipif(not HAS_CUDA, reason="CUDA is not available")
 
 
 @pytest.fixture
-def data_dir():
-    """Path of ``tests/data`` (fixtures copied from the official implementation's measurements)."""
-    return DATA_DIR
+def fixtures_dir():
+    """Path of ``tests/fixtures``: the data files the tests read (see its README.md)."""
+    return FIXTURES_DIR
 
 
 # Loggers that in-process runs of the scripts configure: detectron2's setup_logger stops their

@@ -208,11 +208,11 @@ def test_onnx_of_the_official_r50_network_on_the_parity_weights(tmp_path):
     within ONNX_TOLERANCE of PyTorch on the fixture's video."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    from tests.conftest import DATA_DIR
+    from tests.conftest import FIXTURES_DIR
     from tests.parity_weights import deterministic_state_dict
 
     fixture = torch.load(
-        os.path.join(DATA_DIR, "parity", "r50_T3_96x128_seed2024.pt"), weights_only=True
+        os.path.join(FIXTURES_DIR, "parity", "r50_T3_96x128_seed2024.pt"), weights_only=True
     )
     model = build_video_maskformer("R50")
     model.load_state_dict(deterministic_state_dict(model))

@@ -6,11 +6,11 @@ import os
 import pytest
 import torch
 
-from tests.conftest import DATA_DIR, requires_detectron2
+from tests.conftest import FIXTURES_DIR, requires_detectron2
 
 pytestmark = requires_detectron2
 
-PARITY_DIR = os.path.join(DATA_DIR, "parity")
+PARITY_DIR = os.path.join(FIXTURES_DIR, "parity")
 
 OFFICIAL = {
     "video_maskformer2_R50_bs16_8ep.yaml": "keys_r50.json",

@@ -5,12 +5,12 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import DATA_DIR
+from tests.conftest import FIXTURES_DIR
 from video_mask2former.evaluation import STAT_KEYS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "tools", "evaluate_ytvis.py")
-CASE = os.path.join(DATA_DIR, "ytvis_eval", "case3")
+CASE = os.path.join(FIXTURES_DIR, "ytvis_eval", "case3")
 
 
 def _run(*args):

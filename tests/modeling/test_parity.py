@@ -1,4 +1,4 @@
-"""Parity with the official Video Mask2Former (fixtures in tests/data/parity, see its README)."""
+"""Parity with the official Video Mask2Former (data: tests/fixtures/parity, see its README)."""
 
 import json
 import os
@@ -6,12 +6,12 @@ import os
 import pytest
 import torch
 
-from tests.conftest import DATA_DIR, requires_cuda
+from tests.conftest import FIXTURES_DIR, requires_cuda
 from tests.parity_weights import KEY_FILES, check_r50_raw_outputs, deterministic_state_dict
 from video_mask2former.modeling.build import build_video_maskformer
 from video_mask2former.inference.postprocess import video_inference, video_inference_reference
 
-PARITY_DIR = os.path.join(DATA_DIR, "parity")
+PARITY_DIR = os.path.join(FIXTURES_DIR, "parity")
 
 CONFIGS = KEY_FILES
 
