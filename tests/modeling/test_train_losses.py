@@ -14,7 +14,7 @@ accordingly: a mean over n runs differs from the fixture's mean over 24 by noise
 deviation ``std * sqrt(1/n + 1/24)`` (0.46 std for n=6); the test allows 4 of those, i.e. up to
 about 3 % for the noisiest mask loss. The class losses barely vary between runs and keep a
 1e-4 relative bound. Set ``VMF_LOSS_PARITY_SEEDS=24`` to replay all 24 seeds; then the
-tolerance is also capped at the issue's 1 %.
+tolerance is also capped at 1 % (MAX_RELATIVE_DIFFERENCE).
 """
 
 import math
@@ -37,7 +37,7 @@ NUM_STANDARD_ERRORS = 4.0
 # Floor of the tolerance, relative, for the losses that do not vary between runs (fp32 noise of a
 # different summation order in the network).
 RELATIVE_FLOOR = 1e-4
-# The issue's bound on every mean over as many runs as the fixture.
+# The bound, relative, on every mean over as many runs as the fixture.
 MAX_RELATIVE_DIFFERENCE = 0.01
 
 
