@@ -327,7 +327,7 @@ def junit_counts(path: str) -> Dict:
 
 def stage_tests(args, log) -> Dict:
     return run_pytest(
-        args, log, "tests", ["tests/ops", "tests/modeling", "tests/test_checkpoint.py"]
+        args, log, "tests", ["tests/ops", "tests/modeling", "tests/checkpoint"]
     )
 
 

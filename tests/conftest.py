@@ -7,7 +7,14 @@ import os
 import pytest
 import torch
 
-DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
+# One intra-op thread in the test process and in the scripts it starts: the tests' tensors are
+# tiny, so a second thread costs more in wake-ups than it saves, and on a CPU shared with other jobs
+# the waiting threads spin. Measured on 2 cores at load 6: a training step of the tiny model
+# 0.06 s with one thread, 1.6-2.4 s with two; an R50 forward on 3 frames of 96x128 1.1 s and 5-8 s.
+torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+FIXTURES_DIR = os.path.join(os.path.dirname(__file__), "fixtures")
 
 HAS_DETECTRON2 = importlib.util.find_spec("detectron2") is not None
 HAS_CUDA = torch.cuda.is_available()
@@ -17,9 +24,20 @@ requires_cuda = pytest.mark.skipif(not HAS_CUDA, reason="CUDA is not available")
 
 
 @pytest.fixture
-def data_dir():
-    """Path of ``tests/data`` (fixtures copied from the official implementation's measurements)."""
-    return DATA_DIR
+def fixtures_dir():
+    """Path of ``tests/fixtures``: the data files the tests read (see its README.md)."""
+    return FIXTURES_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_export(tmp_path_factory):
+    """The tiny model exported to ONNX once per run: (path, what the export showed); see
+    tests/onnx_helpers.py."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from tests.onnx_helpers import export_tiny_model
+
+    return export_tiny_model(str(tmp_path_factory.mktemp("onnx")))
 
 
 # Loggers that in-process runs of the scripts configure: detectron2's setup_logger stops their

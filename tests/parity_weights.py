@@ -1,6 +1,6 @@
 """The deterministic weights the official parity fixtures were measured with.
 
-The rule is written down in ``tests/data/parity/README.md`` (the fixtures' own README): every
+The rule is written down in ``tests/fixtures/parity/README.md`` (the fixtures' own README): every
 floating-point ``state_dict`` entry gets values drawn from a generator seeded with the CRC32 of
 its key, scaled by a rule chosen from the key's last two dotted parts. Integer tensors (e.g.
 Swin's ``relative_position_index``) keep what the model computed.
@@ -24,7 +24,7 @@ _SMALL_SCALE = 0.02
 _NORM_SPREAD = 0.1
 
 
-# The official state_dict of each backbone's configuration (tests/data/parity/keys_*.json).
+# The official state_dict of each backbone's configuration (tests/fixtures/parity/keys_*.json).
 KEY_FILES = {
     "R50": "keys_r50.json",
     "R101": "keys_r101.json",

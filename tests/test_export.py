@@ -1,8 +1,6 @@
 """The window network exported with torch.export and to ONNX (onnxruntime), and windowed
 inference on the ONNX file."""
 
-import contextlib
-import io
 import logging
 import os
 import warnings
@@ -12,6 +10,7 @@ import torch
 
 import mask2former_ops
 from tests.modeling.tiny_video_model import build_tiny_model
+from tests.onnx_helpers import HEIGHT, WIDTH, example_frames, exporter_output
 from video_mask2former.export import (
     OnnxWindowPredictor,
     WindowNetwork,
@@ -23,7 +22,6 @@ from video_mask2former.export import (
 from video_mask2former.modeling.build import build_video_maskformer
 from video_mask2former.inference.windowed import windowed_inference
 
-HEIGHT, WIDTH = 70, 100  # not multiples of 32: the network pads inside
 ONNX_TOLERANCE = 1e-3
 
 
@@ -32,13 +30,8 @@ def model():
     return build_tiny_model().eval()
 
 
-def _frames(num_frames, seed=0, height=HEIGHT, width=WIDTH):
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, (num_frames, 3, height, width), generator=gen).float()
-
-
 def test_window_network_equals_the_model_window_prediction(model):
-    frames = _frames(3)
+    frames = example_frames(3)
     with torch.no_grad():
         logits, masks, embeds = WindowNetwork(model)(frames)
         expected = model.predict_window(list(frames))
@@ -58,11 +51,11 @@ def test_implementation_switch_is_restored(model):
 
 @pytest.mark.skipif(not mask2former_ops.is_compiled(), reason="needs mask2former_ops._C")
 def test_torch_export_matches_and_takes_any_window_length(model):
-    program = export_program(model, _frames(3))
+    program = export_program(model, example_frames(3))
     targets = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
     assert "mask2former_ops.ms_deform_attn.default" in targets  # one node, not decomposed
     for num_frames in (3, 1, 5):
-        frames = _frames(num_frames, seed=num_frames)
+        frames = example_frames(num_frames, seed=num_frames)
         with torch.no_grad():
             expected = WindowNetwork(model)(frames)
             got = program.module()(frames)
@@ -70,42 +63,11 @@ def test_torch_export_matches_and_takes_any_window_length(model):
             torch.testing.assert_close(g, e)
 
 
-class _Records(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.records = []
-
-    def emit(self, record):
-        self.records.append(record)
-
-
-@contextlib.contextmanager
-def _exporter_output():
-    """What an export shows: (printed text, log records of the exporter's loggers, warnings)."""
-    shown = {"text": io.StringIO(), "records": _Records(), "warnings": []}
-    loggers = [logging.getLogger(name) for name in ("onnxscript", "onnx_ir", "torch.onnx")]
-    for logger in loggers:
-        logger.addHandler(shown["records"])
-    try:
-        with contextlib.redirect_stdout(shown["text"]), contextlib.redirect_stderr(shown["text"]):
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                yield shown
-                shown["warnings"] = list(caught)
-    finally:
-        for logger in loggers:
-            logger.removeHandler(shown["records"])
-
-
 @pytest.fixture(scope="module")
-def onnx_export(model, tmp_path_factory):
-    """The tiny model exported to ONNX, and what the export showed (see _exporter_output)."""
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
-    path = str(tmp_path_factory.mktemp("onnx") / "window.onnx")
-    with _exporter_output() as shown:
-        export_onnx(model, _frames(2), path)
-    return path, shown
+def onnx_export(tiny_onnx_export):
+    """The tiny model (the ``model`` fixture's weights) exported to ONNX, and what the export
+    showed."""
+    return tiny_onnx_export
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +87,7 @@ def test_onnx_export_shows_only_what_needs_action(onnx_export):
 def test_exporter_notices_keeps_errors_and_other_warnings():
     logger = logging.getLogger("onnxscript.optimizer._constant_folding")
     for verbose in (False, True):
-        with _exporter_output() as shown, exporter_notices(verbose=verbose):
+        with exporter_output() as shown, exporter_notices(verbose=verbose):
             logger.warning("Skipping constant folding for op Split with multiple outputs.")
             logger.error("an exporter error")
             warnings.warn("deprecated internals", FutureWarning)
@@ -142,7 +104,7 @@ def test_exporter_notices_keeps_errors_and_other_warnings():
 def test_onnx_matches_pytorch_within_tolerance(model, onnx_file):
     predictor = OnnxWindowPredictor(onnx_file, size_divisibility=model.size_divisibility)
     for num_frames in (2, 4, 1):
-        frames = _frames(num_frames, seed=10 + num_frames)
+        frames = example_frames(num_frames, seed=10 + num_frames)
         with torch.no_grad():
             expected = model.predict_window(list(frames))
         got = predictor(list(frames))
@@ -154,7 +116,7 @@ def test_onnx_matches_pytorch_within_tolerance(model, onnx_file):
 
 def test_windowed_inference_on_onnx_equals_pytorch(model, onnx_file):
     predictor = OnnxWindowPredictor(onnx_file, size_divisibility=model.size_divisibility)
-    frames = list(_frames(5, seed=3))  # windows of 2, 2 and 1 frames
+    frames = list(example_frames(5, seed=3))  # windows of 2, 2 and 1 frames
     with torch.no_grad():
         expected = windowed_inference(model.predict_window, frames, 2, (HEIGHT, WIDTH), topk=4)
     got = windowed_inference(predictor, frames, 2, (HEIGHT, WIDTH), topk=4)
@@ -172,7 +134,7 @@ def test_windowed_inference_on_onnx_equals_pytorch(model, onnx_file):
 def test_onnx_predictor_rejects_frames_of_another_size(onnx_file):
     predictor = OnnxWindowPredictor(onnx_file)
     with pytest.raises(ValueError, match=f"exported for {HEIGHT}x{WIDTH} frames, got 64x64"):
-        predictor(list(_frames(2, height=64, width=64)))
+        predictor(list(example_frames(2, height=64, width=64)))
 
 
 def test_onnx_predictor_rejects_a_file_that_is_not_a_window_network(tmp_path):
@@ -208,11 +170,11 @@ def test_onnx_of_the_official_r50_network_on_the_parity_weights(tmp_path):
     within ONNX_TOLERANCE of PyTorch on the fixture's video."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    from tests.conftest import DATA_DIR
+    from tests.conftest import FIXTURES_DIR
     from tests.parity_weights import deterministic_state_dict
 
     fixture = torch.load(
-        os.path.join(DATA_DIR, "parity", "r50_T3_96x128_seed2024.pt"), weights_only=True
+        os.path.join(FIXTURES_DIR, "parity", "r50_T3_96x128_seed2024.pt"), weights_only=True
     )
     model = build_video_maskformer("R50")
     model.load_state_dict(deterministic_state_dict(model))
@@ -235,17 +197,17 @@ def test_a_one_frame_example_exports_a_graph_for_any_window(model, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     path = str(tmp_path / "t1.onnx")
-    export_onnx(model, _frames(1), path)
+    export_onnx(model, example_frames(1), path)
     predictor = OnnxWindowPredictor(path)
     for num_frames in (1, 3):
-        frames = _frames(num_frames, seed=20 + num_frames)
+        frames = example_frames(num_frames, seed=20 + num_frames)
         with torch.no_grad():
             expected = model.predict_window(list(frames))
         diff = (predictor(list(frames)).pred_masks - expected.pred_masks).abs().max().item()
         assert diff < ONNX_TOLERANCE
-    program = export_program(model, _frames(1))
+    program = export_program(model, example_frames(1))
     with torch.no_grad():
-        got = program.module()(_frames(2, seed=5))
-        expected = WindowNetwork(model)(_frames(2, seed=5))
+        got = program.module()(example_frames(2, seed=5))
+        expected = WindowNetwork(model)(example_frames(2, seed=5))
     torch.testing.assert_close(got[1], expected[1])
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".")]  # no temporary

@@ -35,6 +35,8 @@ COMMAND_TIMEOUT_S = 600
 QUICK_TRAINING = "SOLVER.MAX_ITER 4 SOLVER.CHECKPOINT_PERIOD 4"
 
 QUICK_OUTPUT = "output/quick_schedules/R18_synthetic"
+VPS_OUTPUT = "output/quick_schedules/R18_vps_synthetic"
+VSS_OUTPUT = "output/quick_schedules/R18_vss_synthetic"
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,45 @@ RULES: List[Rule] = [
         creates=("output/quick.onnx",),
     ),
     Rule(r"--onnx-model output/quick\.onnx", creates=("output/demo_onnx.mp4",)),
+    # --- video panoptic / semantic segmentation ---
+    Rule(r"--gt-json datasets/VIPSeg_720P/", skip="a downloaded dataset (VIPSeg) and its model"),
+    Rule(r"--gt-root datasets/VSPW_480p ", skip="a downloaded dataset (VSPW) and its model"),
+    Rule(
+        r"^python train_net_video\.py --config-file "
+        r"configs/quick_schedules/video_maskformer2_R18_vps_synthetic_quick\.yaml$",
+        append=QUICK_TRAINING,
+        creates=(f"{VPS_OUTPUT}/model_final.pth",),
+    ),
+    Rule(
+        rf"--eval-only MODEL\.WEIGHTS {VPS_OUTPUT}/model_final\.pth$",
+        creates=(f"{VPS_OUTPUT}/inference/vps_synthetic_val/pred.json",),
+    ),
+    Rule(
+        r"^python tools/evaluate_vps\.py --gt-json datasets/vps_synthetic/",
+        creates=("output/vps_scores.json",),
+    ),
+    Rule(
+        r"^python train_net_video\.py --config-file "
+        r"configs/quick_schedules/video_maskformer2_R18_vss_synthetic_quick\.yaml$",
+        append=QUICK_TRAINING,
+        creates=(f"{VSS_OUTPUT}/model_final.pth",),
+    ),
+    Rule(
+        rf"--eval-only MODEL\.WEIGHTS {VSS_OUTPUT}/model_final\.pth$",
+        creates=(f"{VSS_OUTPUT}/inference/vss_synthetic_val/sem_pred/val_000/00000000.png",),
+    ),
+    Rule(
+        r"^python tools/evaluate_vss\.py --gt-root datasets/vss_synthetic ",
+        creates=("output/vss_scores.json",),
+    ),
+    Rule(
+        r"^python demo_video/demo\.py .*--output output/demo_vps\.mp4",
+        creates=("output/demo_vps.mp4", "output/demo_vps_masks/pred.json"),
+    ),
+    Rule(
+        r"^python demo_video/demo\.py .*--output output/demo_vss\.mp4 --online",
+        creates=("output/demo_vss.mp4", "output/demo_vss_masks/val_000/00000000.png"),
+    ),
     # --- GPU ---
     Rule(r"^python -m benchmarks\.gpu_report ", skip="a GPU"),
 ]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.data_pipeline.convert.helpers import (
+from tests.data.convert.helpers import (
     HEIGHT,
     WIDTH,
     coco_rle,

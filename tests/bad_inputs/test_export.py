@@ -12,11 +12,11 @@ import os
 import pytest
 import torch
 
-from tests.modeling.tiny_video_model import NUM_CLASSES, build_tiny_model
-from video_mask2former.export import METADATA_KEYS, OnnxModelError, OnnxWindowPredictor, export_onnx
+from tests.modeling.tiny_video_model import NUM_CLASSES
+from tests.onnx_helpers import HEIGHT, WIDTH
+from video_mask2former.export import METADATA_KEYS, OnnxModelError, OnnxWindowPredictor
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HEIGHT, WIDTH = 70, 100  # padded to 96 x 128 by the tiny model's size divisibility of 32
 
 
 def _export_tool():
@@ -90,13 +90,9 @@ def test_export_refuses_weights_in_one_line(build, text, tmp_path, capsys):
 
 # --- ONNX files ---
 @pytest.fixture(scope="module")
-def onnx_file(tmp_path_factory):
+def onnx_file(tiny_onnx_export):
     """The tiny model (K = 3, size divisibility 32) exported for HEIGHT x WIDTH frames."""
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
-    path = str(tmp_path_factory.mktemp("onnx") / "tiny.onnx")
-    export_onnx(build_tiny_model().eval(), torch.rand(2, 3, HEIGHT, WIDTH) * 255, path)
-    return path
+    return tiny_onnx_export[0]
 
 
 def _edited(path, tmp_path, name, change):

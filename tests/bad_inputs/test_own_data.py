@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.data_pipeline.own_data import tracks_dataset, write_dataset
+from tests.data.own_data import tracks_dataset, write_dataset
 from video_mask2former.data.inspect import inspect_ytvis_dataset
 from video_mask2former.data.split import SplitError, split_ytvis
 from video_mask2former.data.ytvis import YTVISFormatError

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.data_pipeline.test_vps_data import (
+from tests.data.test_vps_data import (
     CROWD_ID,
     STUFF_ID,
     THING_ID,
@@ -22,7 +22,7 @@ from tests.data_pipeline.test_vps_data import (
     case_json,
     write_vps_case,
 )
-from tests.data_pipeline.test_vss_data import save_palette_png, write_vss_case
+from tests.data.test_vss_data import save_palette_png, write_vss_case
 from video_mask2former.data.vps import (
     MissingVideoSegFileError,
     VideoSegFormatError,

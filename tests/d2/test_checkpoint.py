@@ -368,3 +368,34 @@ def test_converted_imagenet_backbone_is_matched_by_name(tmp_path):
     state = model.state_dict()
     for key, value in arrays.items():
         assert np.array_equal(state[f"backbone.{key}"].numpy(), value), key
+
+
+def test_video_checkpointer_reads_a_transformers_folder(tmp_path):
+    """The transformers layout (a folder, a single file) through the same loading policy as
+    load_checkpoint (tests/checkpoint/test_hf_loading.py)."""
+    pytest.importorskip("safetensors")
+    from tests.hf_models import tiny_model
+    from video_mask2former import hf
+    from video_mask2former.d2.checkpoint import VideoCheckpointer
+
+    def reseeded(seed):
+        model = tiny_model("resnet")
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(seed)) * 0.01)
+        return model
+
+    def assert_same_weights(a, b):
+        for key, value in a.state_dict().items():
+            torch.testing.assert_close(b.state_dict()[key], value, msg=key)
+
+    source = tiny_model("resnet")
+    hf.save_hf_checkpoint(str(tmp_path / "hf"), source.state_dict(), class_names=["a", "b", "c"])
+    target = reseeded(3)
+    VideoCheckpointer(target).load(str(tmp_path / "hf"))
+    assert_same_weights(source, target)
+    single = tmp_path / "model.bin"
+    torch.save(hf.to_hf_state_dict(source.state_dict()), single)
+    other = reseeded(4)
+    VideoCheckpointer(other).load(str(single))
+    assert_same_weights(source, other)

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.conftest import requires_detectron2
-from tests.data_pipeline.convert.helpers import write_davis
+from tests.data.convert.helpers import write_davis
 
 pytestmark = requires_detectron2
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import requires_detectron2
-from tests.data_pipeline.own_data import tracks_dataset, write_dataset
+from tests.data.own_data import tracks_dataset, write_dataset
 
 pytestmark = requires_detectron2
 

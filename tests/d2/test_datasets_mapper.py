@@ -115,7 +115,7 @@ def test_mapper_rejects_a_damaged_frame(synthetic_root, tmp_path, is_train):
     from detectron2.data import DatasetCatalog
 
     from tests.d2.helpers import SMOKE_CONFIG, video_cfg
-    from tests.data_pipeline.helpers import write_damaged_jpeg
+    from tests.data.helpers import write_damaged_jpeg
     from video_mask2former.d2.mapper import YTVISDatasetMapper
     from video_mask2former.data.frames import CorruptFrameError
 

@@ -8,9 +8,9 @@ import numpy as np
 import pycocotools.mask as mask_util
 import torch
 
-from tests.conftest import DATA_DIR, requires_detectron2
+from tests.conftest import FIXTURES_DIR, requires_detectron2
 
-CASE_GT = os.path.join(DATA_DIR, "ytvis_eval", "case1_gt.json")
+CASE_GT = os.path.join(FIXTURES_DIR, "ytvis_eval", "case1_gt.json")
 
 
 def _perfect_outputs(dataset):

@@ -6,11 +6,11 @@ import os
 import pytest
 import torch
 
-from tests.conftest import DATA_DIR, requires_detectron2
+from tests.conftest import FIXTURES_DIR, requires_detectron2
 
 pytestmark = requires_detectron2
 
-PARITY_DIR = os.path.join(DATA_DIR, "parity")
+PARITY_DIR = os.path.join(FIXTURES_DIR, "parity")
 
 OFFICIAL = {
     "video_maskformer2_R50_bs16_8ep.yaml": "keys_r50.json",
@@ -29,12 +29,19 @@ CASES = [(f"youtubevis_2019/{c}", k) for c, k in OFFICIAL.items()] + [
 ]
 
 
-def _build(config, opts=()):
+def _build(config, opts=(), meta=True):
+    """The model of ``config``; on the meta device (structure, names and shapes, no weights) unless
+    ``meta`` is False."""
     from detectron2.modeling import build_model
 
     from tests.d2.helpers import CONFIG_DIR, video_cfg
 
-    return build_model(video_cfg(os.path.join(CONFIG_DIR, config), opts))
+    cfg = video_cfg(os.path.join(CONFIG_DIR, config), opts)
+    if not meta:
+        return build_model(cfg)
+    cfg.MODEL.DEVICE = "meta"  # build_model moves the model there
+    with torch.device("meta"):
+        return build_model(cfg)
 
 
 def _rows(model):
@@ -112,7 +119,7 @@ def test_r50_parity_through_build_model():
     from tests.parity_weights import check_r50_raw_outputs, deterministic_state_dict
 
     fixture = torch.load(os.path.join(PARITY_DIR, "r50_T3_96x128_seed2024.pt"), weights_only=True)
-    model = _build(os.path.relpath(fixture["config"], "configs"))
+    model = _build(os.path.relpath(fixture["config"], "configs"), meta=False)
     model.load_state_dict(deterministic_state_dict(model))
     check_r50_raw_outputs(model.eval(), fixture)
     height, width = fixture["output_size"]

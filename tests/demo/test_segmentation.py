@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.data_pipeline.test_live import FakeCapture
+from tests.data.test_live import FakeCapture
 from tests.modeling.tiny_video_model import build_tiny_model
 from video_mask2former.data.live import LiveSource
 from video_mask2former.data.vps import check_frame_segments, load_vps_predictions, read_id_png

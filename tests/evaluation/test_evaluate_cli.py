@@ -1,26 +1,55 @@
-"""tools/evaluate_ytvis.py: table, OUT.json, and clean errors on bad input."""
+"""tools/evaluate_ytvis.py: table, OUT.json, and clean errors on bad input.
 
+The first test runs the script as a user does (a Python process of its own); the others call its
+``main`` in this process (the same arguments, output and exit status, without a second start of
+Python, NumPy and pycocotools for each).
+"""
+
+import contextlib
+import importlib.util
+import io
 import json
 import os
 import subprocess
 import sys
 
-from tests.conftest import DATA_DIR
+from tests.conftest import FIXTURES_DIR
 from video_mask2former.evaluation import STAT_KEYS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "tools", "evaluate_ytvis.py")
-CASE = os.path.join(DATA_DIR, "ytvis_eval", "case3")
+CASE = os.path.join(FIXTURES_DIR, "ytvis_eval", "case3")
 
 
-def _run(*args):
+def _run_process(*args):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, env=env)
 
 
+def _cli():
+    spec = importlib.util.spec_from_file_location("evaluate_ytvis_cli", SCRIPT)
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    return cli
+
+
+def _run(*args):
+    """The script's ``main(args)`` in this process, as a CompletedProcess (exit status, stdout,
+    stderr); an exception that escapes ``main`` fails the test as a traceback would."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            code = _cli().main(list(args))
+        except SystemExit as exit_:  # argparse's usage errors
+            code = exit_.code
+    return subprocess.CompletedProcess(args, code, stdout.getvalue(), stderr.getvalue())
+
+
 def test_cli_writes_the_twelve_numbers(tmp_path):
     out = tmp_path / "scores.json"
-    proc = _run("--gt", CASE + "_gt.json", "--results", CASE + "_results.json", "--json", str(out))
+    proc = _run_process(
+        "--gt", CASE + "_gt.json", "--results", CASE + "_results.json", "--json", str(out)
+    )
     assert proc.returncode == 0, proc.stderr
     scores = json.loads(out.read_text())
     with open(CASE + "_stats.json") as f:
@@ -93,12 +122,9 @@ def test_cli_on_a_read_only_disk(tmp_path, monkeypatch, capsys):
     """A read-only disk (simulated: creating a file fails with EROFS, as it does there) is found
     before scoring; the existing output is left as it was."""
     import errno
-    import importlib.util
     import tempfile
 
-    spec = importlib.util.spec_from_file_location("evaluate_ytvis_cli", SCRIPT)
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = _cli()
 
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")

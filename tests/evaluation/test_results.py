@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import video_mask2former.evaluation.results as results_module
-from tests.conftest import DATA_DIR
+from tests.conftest import FIXTURES_DIR
 from video_mask2former.evaluation import (
     VideoSpec,
     YTVISFormatError,
@@ -102,8 +102,8 @@ def test_validation_names_the_offending_entry(corrupt, message):
 
 
 def test_case_results_validate_against_case_ground_truth():
-    gt = YTVISGroundTruth.from_json(os.path.join(DATA_DIR, "ytvis_eval", "case4_gt.json"))
-    path = os.path.join(DATA_DIR, "ytvis_eval", "case4_results.json")
+    gt = YTVISGroundTruth.from_json(os.path.join(FIXTURES_DIR, "ytvis_eval", "case4_gt.json"))
+    path = os.path.join(FIXTURES_DIR, "ytvis_eval", "case4_results.json")
     assert len(load_results(path, gt.videos, category_ids=gt.category_ids)) == 32
 
 

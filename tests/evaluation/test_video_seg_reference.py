@@ -1,6 +1,6 @@
 """tools/evaluate_vps.py and tools/evaluate_vss.py against the reference implementations.
 
-Each case of ``tests/data/video_seg_reference/`` holds synthetic VIPSeg-layout (``vps/``) and
+Each case of ``tests/fixtures/video_seg_reference/`` holds synthetic VIPSeg-layout (``vps/``) and
 VSPW-layout (``vss/``) ground truth and predictions; ``expected.json`` holds what the reference
 scripts printed for them (VIPSeg's ``eval_vpq_vspw.py`` and ``eval_stq_vspw.py``, deeplab2's numpy
 STQ, the VSPW authors' mIoU and ``VC_perclip.py``), run outside this repository by the folder's
@@ -16,13 +16,13 @@ import os
 
 import pytest
 
-from tests.conftest import DATA_DIR
+from tests.conftest import FIXTURES_DIR
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VPS_SCRIPT = os.path.join(ROOT, "tools", "evaluate_vps.py")
 VSS_SCRIPT = os.path.join(ROOT, "tools", "evaluate_vss.py")
 CASES_DIR = os.environ.get(
-    "VIDEO_SEG_REFERENCE_CASES", os.path.join(DATA_DIR, "video_seg_reference")
+    "VIDEO_SEG_REFERENCE_CASES", os.path.join(FIXTURES_DIR, "video_seg_reference")
 )
 with open(os.path.join(CASES_DIR, "expected.json")) as _f:
     EXPECTED = json.load(_f)["cases"]

@@ -8,7 +8,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 import pytest
 
-from tests.conftest import DATA_DIR
+from tests.conftest import FIXTURES_DIR
 from video_mask2former.evaluation import (
     STAT_KEYS,
     YTVISFormatError,
@@ -18,7 +18,7 @@ from video_mask2former.evaluation import (
 from video_mask2former.evaluation.results import encode_mask_frames
 from video_mask2former.evaluation.ytvis_metric import VideoTracks, video_iou
 
-CASE_DIR = os.path.join(DATA_DIR, "ytvis_eval")
+CASE_DIR = os.path.join(FIXTURES_DIR, "ytvis_eval")
 CASES = [1, 2, 3, 4]
 H, W, T = 32, 32, 2
 

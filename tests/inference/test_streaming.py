@@ -353,21 +353,16 @@ def test_video_file_streamed_frame_by_frame_has_stable_ids_and_flat_memory(tmp_p
     memory that does not grow with the frames."""
     path = str(tmp_path / "still.avi")
     _write_still_video(path, NUM_LONG_FRAMES)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the 2-core CI machine: avoid oversubscription
-    try:
-        model = build_tiny_model().eval()
-        stream = model.stream(1, policy=StreamPolicy(score_threshold=0.0))
-        first, count, baseline = None, 0, None
-        for result in stream.run(LiveSource(path)):
-            ids = [(i.track_id, i.label, i.rle["counts"]) for i in result.instances]
-            first = ids if first is None else first
-            assert ids == first, f"frame {result.frame_index}"
-            count += 1
-            if count == WARMUP_FRAMES:
-                baseline = _rss_mb()
-    finally:
-        torch.set_num_threads(threads)
+    model = build_tiny_model().eval()  # one intra-op thread (tests/conftest.py)
+    stream = model.stream(1, policy=StreamPolicy(score_threshold=0.0))
+    first, count, baseline = None, 0, None
+    for result in stream.run(LiveSource(path)):
+        ids = [(i.track_id, i.label, i.rle["counts"]) for i in result.instances]
+        first = ids if first is None else first
+        assert ids == first, f"frame {result.frame_index}"
+        count += 1
+        if count == WARMUP_FRAMES:
+            baseline = _rss_mb()
     assert count == NUM_LONG_FRAMES and len(first) > 0
     growth = _rss_mb() - baseline
     assert growth < MAX_RSS_GROWTH_MB, f"RSS grew {growth:.1f} MiB over 800 frames"

@@ -77,6 +77,52 @@ def test_match_video_is_the_minimum_cost_assignment():
         assert queries.tolist() == sorted(queries.tolist())
 
 
+def test_one_instance_is_matched_to_its_cheapest_query():
+    """N = 1 (the smallest non-empty target) takes the assignment path too."""
+    gen = torch.Generator().manual_seed(2)
+    logits = torch.randn(Q, K + 1, generator=gen) * 3
+    pred = torch.randn(Q, T, G, G, generator=gen) * 3
+    target = {"labels": torch.tensor([2]), "masks": torch.rand(1, T, G, G, generator=gen)}
+    matcher = VideoHungarianMatcher(num_points=16)
+    torch.manual_seed(7)
+    queries, instances = matcher.match_video(logits, pred, target)
+    torch.manual_seed(7)
+    cost = matcher.cost_matrix(
+        logits, pred, target["labels"], target["masks"], torch.rand(1, 16, 2)
+    )
+    assert instances.tolist() == [0] and queries.tolist() == [int(cost[:, 0].argmin())]
+
+
+def test_class_cost_of_low_precision_logits_is_computed_in_float32():
+    """bf16 logits (autocast) give the cost of their float32 values: the softmax runs in float32
+    (in bf16 the probabilities would keep about 3 significant digits)."""
+    gen = torch.Generator().manual_seed(3)
+    logits = (torch.randn(Q, K + 1, generator=gen) * 3).bfloat16()
+    pred = torch.randn(Q, T, G, G, generator=gen) * 3
+    gt = (torch.rand(N, T, G, G, generator=gen) > 0.5).float()
+    labels, points = torch.tensor([1, 3]), torch.rand(1, 8, 2, generator=gen)
+    matcher = VideoHungarianMatcher(cost_class=2.0, cost_mask=5.0, cost_dice=5.0)
+    cost = matcher.cost_matrix(logits, pred, labels, gt, points)
+    expected = matcher.cost_matrix(logits.float(), pred, labels, gt, points)
+    assert cost.dtype == torch.float32
+    torch.testing.assert_close(cost, expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "weights", [(0.0, 0.0, 1.0), (0.0, 1.0, 0.0), (1.0, 0.0, 0.0), (0.0, 2.0, 2.0)]
+)
+def test_any_non_zero_cost_weight_is_enough(weights):
+    matcher = VideoHungarianMatcher(
+        cost_class=weights[0], cost_mask=weights[1], cost_dice=weights[2]
+    )
+    assert (matcher.cost_class, matcher.cost_mask, matcher.cost_dice) == weights
+
+
+def test_all_cost_weights_zero_is_refused():
+    with pytest.raises(ValueError, match="at least one non-zero cost weight"):
+        VideoHungarianMatcher(cost_class=0.0, cost_mask=0.0, cost_dice=0.0)
+
+
 def _criterion(eos_coef=0.25, losses=("labels", "masks"), matches=None):
     def matcher(outputs, targets):
         return [
@@ -148,3 +194,53 @@ def test_no_instance_anywhere_gives_zero_mask_losses_and_all_no_object_labels():
     expected_ce = -torch.log_softmax(logits[0].double(), -1)[:, K].mean()  # all weights eos
     assert losses["loss_ce"].item() == pytest.approx(expected_ce.item(), rel=1e-5)
     assert math.isfinite(losses["loss_ce"].item())
+
+
+def test_one_instance_with_a_detailed_mask_is_sampled_at_the_points(monkeypatch):
+    """One instance in the whole batch (the smallest non-empty case) whose target differs from
+    pixel to pixel: its points read exactly the target pixels they fall in (pixel centres, no
+    interpolation), and the mask losses follow from the formulas."""
+    ys, xs = [0, 1, 2, 3, 1, 2], [3, 2, 1, 0, 1, 2]
+    monkeypatch.setattr(
+        criterion_module,
+        "get_uncertain_point_coords_with_randomness",
+        lambda masks, *args: _pixel_centre_points(ys, xs).expand(len(masks), -1, -1),
+    )
+    gen = torch.Generator().manual_seed(4)
+    gt = torch.zeros(1, T, G, G)
+    gt[0, 0, :2, 2:] = 1  # frame 0: a corner block; frame 1: one column
+    gt[0, 1, :, 1] = 1
+    pred = torch.randn(1, Q, T, G, G, generator=gen) * 2
+    targets = [{"labels": torch.tensor([2]), "masks": gt}]
+    outputs = {"pred_logits": torch.randn(1, Q, K + 1, generator=gen), "pred_masks": pred}
+    losses = _criterion(matches=[([1], [0])])(outputs, targets)
+    bce = dice = 0.0
+    for t in range(T):
+        x, target = pred[0, 1, t][ys, xs], gt[0, t][ys, xs].double()
+        bce += _bce(x, target).mean().item()
+        dice += _dice(x, target).item()
+    assert losses["loss_mask"].item() == pytest.approx(bce, rel=1e-5)  # num_masks = 1
+    assert losses["loss_dice"].item() == pytest.approx(dice, rel=1e-5)
+
+
+def test_class_loss_of_low_precision_logits_is_computed_in_float32():
+    """bf16 logits (autocast) give the cross-entropy of their float32 values."""
+    logits = (torch.randn(2, Q, K + 1, generator=torch.Generator().manual_seed(5)) * 3).bfloat16()
+    targets = [{"labels": torch.tensor([1]), "masks": torch.ones(1, T, G, G)}] * 2
+    outputs = {"pred_logits": logits, "pred_masks": torch.zeros(2, Q, T, G, G)}
+    criterion = _criterion(losses=("labels",), matches=[([0], [0]), ([2], [0])])
+    got = criterion(outputs, targets)["loss_ce"]
+    expected = criterion(dict(outputs, pred_logits=logits.float()), targets)["loss_ce"]
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+# Mutants of the matcher and criterion that no test here kills, and why:
+# - cost_matrix without ``pred_points.float()`` / ``gt_points.float()``: the points are sampled by
+#   grid_sample, which autocast runs in float32, so they are float32 already; bf16 masks outside
+#   autocast do not reach these lines (grid_sample refuses bf16 masks with float32 points).
+# - VideoSetCriterion._num_masks without ``float(...)`` around the instance count: the tensor is
+#   built with dtype=torch.float anyway (equivalent).
+# - _num_masks without ``torch.distributed.all_reduce``, or multiplying by the world size instead
+#   of dividing: only two processes can tell; tests/d2/test_distributed.py runs two (it is not
+#   part of the mutation runs, which take seconds per mutant).

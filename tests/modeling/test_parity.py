@@ -1,4 +1,4 @@
-"""Parity with the official Video Mask2Former (fixtures in tests/data/parity, see its README)."""
+"""Parity with the official Video Mask2Former (data: tests/fixtures/parity, see its README)."""
 
 import json
 import os
@@ -6,12 +6,12 @@ import os
 import pytest
 import torch
 
-from tests.conftest import DATA_DIR, requires_cuda
+from tests.conftest import FIXTURES_DIR, requires_cuda
 from tests.parity_weights import KEY_FILES, check_r50_raw_outputs, deterministic_state_dict
 from video_mask2former.modeling.build import build_video_maskformer
 from video_mask2former.inference.postprocess import video_inference, video_inference_reference
 
-PARITY_DIR = os.path.join(DATA_DIR, "parity")
+PARITY_DIR = os.path.join(FIXTURES_DIR, "parity")
 
 CONFIGS = KEY_FILES
 
@@ -20,7 +20,8 @@ CONFIGS = KEY_FILES
 def test_state_dict_matches_official(backbone):
     with open(os.path.join(PARITY_DIR, CONFIGS[backbone])) as f:
         expected = json.load(f)["state_dict"]
-    model = build_video_maskformer(backbone)
+    with torch.device("meta"):  # names, shapes and dtypes only: no memory, no initialisation
+        model = build_video_maskformer(backbone)
     got = [
         [key, list(value.shape), str(value.dtype).replace("torch.", "")]
         for key, value in model.state_dict().items()
@@ -87,6 +88,7 @@ def test_postprocessing_of_official_outputs(fixture_r50, lean):
 def test_state_dict_records_the_official_module_versions():
     """The official head and decoder convert state dicts of version < 2 (pre-release key names);
     ours record version 2, so a checkpoint saved here loads into the official code unchanged."""
-    metadata = build_video_maskformer("R50").state_dict()._metadata
+    with torch.device("meta"):
+        metadata = build_video_maskformer("R50").state_dict()._metadata
     assert metadata["sem_seg_head"]["version"] == 2
     assert metadata["sem_seg_head.predictor"]["version"] == 2

@@ -2,7 +2,7 @@
 
 The fixture ``train_losses_r50_seed11.pt`` holds the mean and standard deviation of each of the 30
 weighted losses over 24 official forwards with ``torch.manual_seed(0..23)`` set before each (see
-``tests/data/README.md``). The network itself is deterministic (no dropout, no drop-path, frozen
+``tests/fixtures/README.md``). The network itself is deterministic (no dropout, no drop-path, frozen
 BN); only the criterion's point sampling is random. So the test runs the R50 model **once** (a
 CPU forward takes seconds to tens of seconds) and replays the criterion on its outputs with each
 of the 24 seeds: the same procedure as the fixture, at a fraction of the cost. A check that the
@@ -14,7 +14,7 @@ accordingly: a mean over n runs differs from the fixture's mean over 24 by noise
 deviation ``std * sqrt(1/n + 1/24)`` (0.46 std for n=6); the test allows 4 of those, i.e. up to
 about 3 % for the noisiest mask loss. The class losses barely vary between runs and keep a
 1e-4 relative bound. Set ``VMF_LOSS_PARITY_SEEDS=24`` to replay all 24 seeds; then the
-tolerance is also capped at the issue's 1 %.
+tolerance is also capped at 1 % (MAX_RELATIVE_DIFFERENCE).
 """
 
 import math
@@ -23,12 +23,12 @@ import os
 import pytest
 import torch
 
-from tests.conftest import DATA_DIR
+from tests.conftest import FIXTURES_DIR
 from tests.parity_weights import deterministic_state_dict
 from video_mask2former.modeling.build import build_video_maskformer
 from video_mask2former.structures import FrameInstances
 
-FIXTURE = os.path.join(DATA_DIR, "parity", "train_losses_r50_seed11.pt")
+FIXTURE = os.path.join(FIXTURES_DIR, "parity", "train_losses_r50_seed11.pt")
 # Seeds 0..NUM_SEEDS-1 are replayed (the fixture used 24); see the module docstring.
 NUM_SEEDS = int(os.environ.get("VMF_LOSS_PARITY_SEEDS", "6"))
 # A mean over n runs differs from the fixture's mean over 24 by noise with standard deviation
@@ -37,7 +37,7 @@ NUM_STANDARD_ERRORS = 4.0
 # Floor of the tolerance, relative, for the losses that do not vary between runs (fp32 noise of a
 # different summation order in the network).
 RELATIVE_FLOOR = 1e-4
-# The issue's bound on every mean over as many runs as the fixture.
+# The bound, relative, on every mean over as many runs as the fixture.
 MAX_RELATIVE_DIFFERENCE = 0.01
 
 

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from tests.data_pipeline.convert.helpers import (
+from tests.data.convert.helpers import (
     decoded_tracks,
     write_cvat,
     write_davis,

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.data_pipeline.own_data import tracks_dataset, write_dataset, write_synthetic
+from tests.data.own_data import tracks_dataset, write_dataset, write_synthetic
 from tests.tools.scripts import load_tool
 
 

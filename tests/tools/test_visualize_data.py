@@ -4,7 +4,7 @@ the data-loader source is in tests/d2/test_custom_dataset.py)."""
 import numpy as np
 from PIL import Image
 
-from tests.data_pipeline.own_data import tracks_dataset, write_dataset
+from tests.data.own_data import tracks_dataset, write_dataset
 from tests.tools.scripts import load_tool
 from video_mask2former.visualization import track_color
 

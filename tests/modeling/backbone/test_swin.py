@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from tests.conftest import DATA_DIR
+from tests.conftest import FIXTURES_DIR
 from video_mask2former.modeling.backbone.swin import (
     SWIN_VARIANTS,
     SwinTransformer,
@@ -24,7 +24,7 @@ TINY = dict(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4), window_si
     "variant,fixture", [("T", "swint"), ("S", "swins"), ("B", "swinb"), ("L", "swinl")]
 )
 def test_state_dict_matches_official_keys(variant, fixture):
-    with open(os.path.join(DATA_DIR, "parity", f"keys_{fixture}.json")) as f:
+    with open(os.path.join(FIXTURES_DIR, "parity", f"keys_{fixture}.json")) as f:
         rows = json.load(f)["state_dict"]
     expected = [
         (key[len("backbone.") :], tuple(shape), dtype)

@@ -15,7 +15,7 @@ import pycocotools.mask as mask_util
 import pytest
 import torch
 
-from tests.data_pipeline.helpers import write_damaged_jpeg
+from tests.data.helpers import write_damaged_jpeg
 from tests.modeling.tiny_video_model import build_tiny_model
 from video_mask2former.checkpoint import (
     CheckpointFileError,

@@ -1,11 +1,10 @@
-"""load_checkpoint (core) and VideoCheckpointer (detectron2) read transformers-layout checkpoints
-(a folder or a single weights file) through the same loading policy. transformers itself is not
-needed: the files are written by video_mask2former.hf."""
+"""load_checkpoint reads transformers-layout checkpoints (a folder or a single weights file) through
+the loading policy; tests/d2/test_checkpoint.py reads the same files with VideoCheckpointer.
+transformers itself is not needed: the files are written by video_mask2former.hf."""
 
 import pytest
 import torch
 
-from tests.conftest import requires_detectron2
 from tests.hf_models import tiny_model
 from video_mask2former import hf
 from video_mask2former.checkpoint import CheckpointMismatchError, load_checkpoint
@@ -65,20 +64,3 @@ def test_transformers_file_with_another_class_count_follows_the_policy(tmp_path)
         "sem_seg_head.predictor.class_embed.weight",
         "sem_seg_head.predictor.class_embed.bias",
     ]
-
-
-@requires_detectron2
-def test_video_checkpointer_reads_a_transformers_folder(tmp_path):
-    pytest.importorskip("safetensors")
-    from video_mask2former.d2.checkpoint import VideoCheckpointer
-
-    source = tiny_model("resnet")
-    hf.save_hf_checkpoint(str(tmp_path / "hf"), source.state_dict(), class_names=["a", "b", "c"])
-    target = _reseeded("resnet", 3)
-    VideoCheckpointer(target).load(str(tmp_path / "hf"))
-    _assert_same_weights(source, target)
-    single = tmp_path / "model.bin"
-    torch.save(hf.to_hf_state_dict(source.state_dict()), single)
-    other = _reseeded("resnet", 4)
-    VideoCheckpointer(other).load(str(single))
-    _assert_same_weights(source, other)

@@ -166,3 +166,59 @@ def test_validator_reports_the_first_bad_string_with_its_total():
     validator.add(b"1p", (3, 4), owner="g")
     owner, problem = validator.first_problem()
     assert owner == "g" and "not a valid compressed RLE string: character 'p'" in problem
+
+
+def _ones(num_chars):
+    """A well-formed string of ``num_chars`` one-character numbers (runs of 1, then deltas)."""
+    return b"1" * num_chars
+
+
+def test_strings_are_grouped_into_as_few_passes_as_the_chunk_size_allows(monkeypatch):
+    """Each vectorised pass takes whole strings, in order, as many as fit in _CHUNK_CHARS (a longer
+    string alone): the grouping is greedy, so no pass outgrows the cache-sized chunk and no pass is
+    wasted."""
+    lengths = [3, 4, 1, 2, 5, 9, 2, 2, 3, 6]  # chunk 7: [3, 4], [1, 2], [5], [9], [2, 2, 3], [6]
+    strings = [_ones(n) for n in lengths]
+    passes = []
+    totals_of_chunk = rle_module._totals_of_chunk
+    monkeypatch.setattr(
+        rle_module,
+        "_totals_of_chunk",
+        lambda chunk: passes.append([len(s) for s in chunk]) or totals_of_chunk(chunk),
+    )
+    monkeypatch.setattr(rle_module, "_CHUNK_CHARS", 7)
+    totals, ok = compressed_rle_totals(strings)
+    assert passes == [[3, 4], [1, 2], [5], [9], [2, 2, 3], [6]]
+    assert ok.all() and totals.tolist() == [sum(parse_compressed_rle(s)) for s in strings]
+    monkeypatch.setattr(rle_module, "_CHUNK_CHARS", 1)  # every string alone, the last one too
+    passes.clear()
+    assert compressed_rle_totals(strings)[0].tolist() == totals.tolist()
+    assert passes == [[n] for n in lengths]
+
+
+def test_default_chunk_takes_many_strings_in_one_pass(monkeypatch):
+    """The default pass size holds a file's worth of short strings (40 x 5 characters) at once."""
+    passes = []
+    totals_of_chunk = rle_module._totals_of_chunk
+    monkeypatch.setattr(
+        rle_module,
+        "_totals_of_chunk",
+        lambda chunk: passes.append(len(chunk)) or totals_of_chunk(chunk),
+    )
+    totals, ok = compressed_rle_totals([_ones(5)] * 40)
+    assert passes == [40] and ok.all()
+
+
+def test_no_strings_give_empty_totals():
+    totals, ok = compressed_rle_totals([])
+    assert totals.shape == ok.shape == (0,)
+    assert totals.dtype == np.int64 and ok.dtype == bool
+
+
+# Mutants of video_mask2former/data/rle.py that no test can kill, because they are equivalent:
+# - in _totals_of_chunk, ``if len(too_long) or runs.min() < 0`` with ``<= 0`` or ``< 1``: the
+#   condition only skips the search for broken strings; inside it, ``runs < 0`` decides, so a
+#   string with a run of 0 is still found well formed.
+# - in _token_values, the cap ``np.minimum(token_len, 12)`` raised to 13: it only keeps the shift
+#   of a number longer than 7 characters within 64 bits, and such a number's string is reported
+#   broken (``too_long``) whatever value it gets.

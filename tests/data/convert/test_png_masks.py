@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.data_pipeline.convert.helpers import FRAMES, decoded_tracks, write_davis
+from tests.data.convert.helpers import FRAMES, decoded_tracks, write_davis
 from video_mask2former.data.convert import convert_png_masks, read_class_map, write_ytvis
 
 

@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 
-from tests.data_pipeline.convert.helpers import decoded_tracks, write_mots
+from tests.data.convert.helpers import decoded_tracks, write_mots
 from video_mask2former.data.convert import convert_mots, write_ytvis
 
 

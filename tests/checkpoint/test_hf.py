@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.conftest import DATA_DIR
+from tests.conftest import FIXTURES_DIR
 from tests.hf_models import HIDDEN, NUM_CLASSES, randomize_, tiny_model
 from tests.parity_weights import KEY_FILES
 from video_mask2former import hf
@@ -164,7 +164,7 @@ def test_sharded_folder(exported, tmp_path):
 
 @pytest.mark.parametrize("backbone", sorted(OFFICIAL_KEY_FILES))
 def test_real_sizes_have_the_same_keys_and_shapes(backbone):
-    with open(os.path.join(DATA_DIR, "parity", OFFICIAL_KEY_FILES[backbone])) as f:
+    with open(os.path.join(FIXTURES_DIR, "parity", OFFICIAL_KEY_FILES[backbone])) as f:
         rows = json.load(f)["state_dict"]
     official = {k: torch.empty(s, dtype=getattr(torch, d), device="meta") for k, s, d in rows}
     config = transformers.Mask2FormerConfig.from_dict(hf.hf_config(official, backbone))

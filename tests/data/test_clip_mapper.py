@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.data_pipeline.helpers import DAMAGES, write_damaged_jpeg
+from tests.data.helpers import DAMAGES, write_damaged_jpeg
 from video_mask2former.data.augmentation import build_clip_augmentation
 from video_mask2former.data.builtin_meta import SYNTHETIC_CATEGORIES
 from video_mask2former.data.clip_mapper import ClipDatasetMapper, masks_to_boxes

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.data_pipeline.own_data import tracks_dataset, write_dataset, write_synthetic
+from tests.data.own_data import tracks_dataset, write_dataset, write_synthetic
 from video_mask2former.data.inspect import (
     SIZE_NAMES,
     MissingDependencyError,
@@ -95,7 +95,7 @@ def test_every_frame_problem_is_listed(tmp_path):
 
 
 def test_a_damaged_jpeg_is_found_by_the_decode_check(tmp_path):
-    from tests.data_pipeline.helpers import write_damaged_jpeg
+    from tests.data.helpers import write_damaged_jpeg
 
     dataset = tracks_dataset()
     for video in dataset["videos"]:

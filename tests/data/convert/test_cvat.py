@@ -6,7 +6,7 @@ import logging
 import numpy as np
 import pytest
 
-from tests.data_pipeline.convert.helpers import (
+from tests.data.convert.helpers import (
     HEIGHT,
     WIDTH,
     blob,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from tests.data_pipeline.helpers import DAMAGES, jpeg_bytes, write_damaged_jpeg
+from tests.data.helpers import DAMAGES, jpeg_bytes, write_damaged_jpeg
 from video_mask2former.data.frames import (
     CorruptFrameError,
     FrameSource,
