@@ -4,47 +4,15 @@
     python datasets/prepare_synthetic_vps.py --out $DETECTRON2_DATASETS/vps_synthetic
 
 registers as ``vps_synthetic_train`` / ``vps_synthetic_val`` (see datasets/README.md). The
-files are a pure function of the arguments; running it again rewrites the same files.
+files are a pure function of the arguments; running it again rewrites the same files. Options:
+``video_mask2former.data.synthetic_video_seg.prepare_main``.
 """
 
-import argparse
-import os
-
-from video_mask2former.data import synthetic_video_seg as synthetic
-from video_mask2former.data.builtin_meta import VPS_SYNTHETIC_DIR
+from video_mask2former.data.synthetic_video_seg import prepare_main
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_out = os.path.join(os.getenv("DETECTRON2_DATASETS", "datasets"), VPS_SYNTHETIC_DIR)
-    parser.add_argument("--out", type=str, default=default_out, help="output folder")
-    parser.add_argument(
-        "--videos", type=int, default=synthetic.DEFAULT_TRAIN_VIDEOS, help="number of train videos"
-    )
-    parser.add_argument(
-        "--val-videos", type=int, default=synthetic.DEFAULT_VAL_VIDEOS, help="number of val videos"
-    )
-    parser.add_argument(
-        "--frames", type=int, default=synthetic.DEFAULT_FRAMES, help="frames per video"
-    )
-    parser.add_argument("--seed", type=int, default=synthetic.DEFAULT_SEED, help="random seed")
-    parser.add_argument("--height", type=int, default=synthetic.DEFAULT_HEIGHT, help="frame height")
-    parser.add_argument("--width", type=int, default=synthetic.DEFAULT_WIDTH, help="frame width")
-    args = parser.parse_args(argv)
-    try:
-        written = synthetic.write_synthetic_vps(
-            args.out,
-            num_train_videos=args.videos,
-            num_val_videos=args.val_videos,
-            num_frames=args.frames,
-            height=args.height,
-            width=args.width,
-            seed=args.seed,
-        )
-    except ValueError as e:
-        parser.error(str(e))
-    for split, paths in written.items():
-        print(f"vps_synthetic_{split}: {', '.join(paths)}")
+    prepare_main("vps", __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

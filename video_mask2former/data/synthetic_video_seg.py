@@ -19,16 +19,17 @@ temporary name and renamed; the JSON / split files last, so their presence means
 Shapes: T frames of H x W; frames uint8 (H, W, 3); ids int64 (H, W).
 """
 
+import argparse
 import json
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
 
-from .builtin_meta import VIDEO_SEG_SYNTHETIC_CATEGORIES
+from .builtin_meta import VIDEO_SEG_SYNTHETIC_CATEGORIES, VPS_SYNTHETIC_DIR, VSS_SYNTHETIC_DIR
 from .vps import MAX_SEGMENT_ID, Segment, id_to_rgb, rgb_to_id
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "VideoSegSyntheticConfig",
     "generate_synthetic_video_seg",
     "write_synthetic_vps",
+    "prepare_main",
     "write_synthetic_vss",
 ]
 
@@ -487,3 +489,40 @@ def write_synthetic_vss(
         _atomic_write(split_file, lambda f: f.write(lines.encode("utf-8")))
         written[split] = (out_dir, split_file)
     return written
+
+
+def prepare_main(kind: str, description: str, argv: Optional[Sequence[str]] = None) -> None:
+    """The command line of ``datasets/prepare_synthetic_{vps,vss}.py`` (``kind`` "vps" or
+    "vss"): ``--out`` (default ``$DETECTRON2_DATASETS/<vps|vss>_synthetic``), ``--videos``,
+    ``--val-videos``, ``--frames``, ``--seed``, ``--height``, ``--width``, each defaulting to the
+    writer's default (so a set written on first use by the trainer equals the script's)."""
+    writer = {"vps": write_synthetic_vps, "vss": write_synthetic_vss}[kind]
+    folder = {"vps": VPS_SYNTHETIC_DIR, "vss": VSS_SYNTHETIC_DIR}[kind]
+    parser = argparse.ArgumentParser(description=description)
+    default_out = os.path.join(os.getenv("DETECTRON2_DATASETS", "datasets"), folder)
+    parser.add_argument("--out", type=str, default=default_out, help="output folder")
+    options = (
+        ("--videos", DEFAULT_TRAIN_VIDEOS, "number of train videos"),
+        ("--val-videos", DEFAULT_VAL_VIDEOS, "number of val videos"),
+        ("--frames", DEFAULT_FRAMES, "frames per video"),
+        ("--seed", DEFAULT_SEED, "random seed"),
+        ("--height", DEFAULT_HEIGHT, "frame height"),
+        ("--width", DEFAULT_WIDTH, "frame width"),
+    )
+    for flag, default, help_text in options:
+        parser.add_argument(flag, type=int, default=default, help=help_text)
+    args = parser.parse_args(argv)
+    try:
+        written = writer(
+            args.out,
+            num_train_videos=args.videos,
+            num_val_videos=args.val_videos,
+            num_frames=args.frames,
+            height=args.height,
+            width=args.width,
+            seed=args.seed,
+        )
+    except ValueError as e:
+        parser.error(str(e))
+    for split, paths in written.items():
+        print(f"{kind}_synthetic_{split}: {', '.join(paths)}")
