@@ -42,8 +42,8 @@ __all__ = [
     "SyntheticVideo",
     "VideoSegSyntheticConfig",
     "generate_synthetic_video_seg",
-    "write_synthetic_vps",
     "prepare_main",
+    "write_synthetic_vps",
     "write_synthetic_vss",
 ]
 
