@@ -636,3 +636,6 @@ def test_bad_panoptic_frame(what, changes, message):
 # - ``np.zeros(self.num_classes + 1, bool)`` -> ``+ 2`` for the thing lookup: slots only go up to
 #   K, so the extra entry is never read.
 # - ``astype(np.int64, copy=False)`` -> ``copy=True`` in the input check: only saves a copy.
+# - ``names[0:4:2]`` -> ``names[0:5:2]`` (or ``arrays[0:4:2]`` -> ``arrays[0:5:2]``) in the class
+#   range check: ``zip`` stops at the shorter of the two slices, which still has the two semantic
+#   entries, so the same two arrays are checked.
