@@ -279,6 +279,34 @@ def test_track_ends_after_absence_and_its_slot_gets_a_new_id():
     assert stream.track_ids[0] == NUM_QUERIES
 
 
+def test_new_tracks_take_the_next_unused_ids_one_each():
+    # Slots 0 and 1 end together and come back in the same frame: two new ids, in slot order,
+    # one apart; slot 0 ends again and comes back: the next id after those. Ids are never reused.
+    labels = [0, 1, -1, -1, -1]
+    seen = [
+        (True, True),
+        (False, False),
+        (False, False),
+        (True, True),
+        (False, True),
+        (False, True),
+        (True, True),
+    ]
+    windows = [_scripted([a, b, False, False, False], labels) for a, b in seen]
+    frames, stream = _run_scripted(windows, StreamPolicy(max_absent_frames=2))
+    q = NUM_QUERIES
+    assert [set(f) for f in frames] == [
+        {0, 1},
+        set(),
+        set(),
+        {q, q + 1},
+        {q + 1},
+        {q + 1},
+        {q + 1, q + 2},
+    ]
+    assert stream.track_ids[:2] == [q + 2, q + 1]
+
+
 def test_reappearing_object_keeps_its_id_within_the_absence_limit():
     labels = [2, -1, -1, -1, -1]
     seen = [True, False, False, True]
