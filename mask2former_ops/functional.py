@@ -11,8 +11,8 @@ Implementations (see :func:`available_implementations`):
 
 ``implementation="auto"`` picks once per call from the device of ``value`` and what was compiled:
 CUDA tensors use ``"cuda"``; CPU tensors use ``"cpu"`` when ``CPU_PREFERS_COMPILED`` (set from the
-measurements of ``benchmarks/benchmark_ms_deform_attn.py``), else ``"pytorch"``. When a compiled path
-would be used but is missing, the PyTorch path runs and one warning is issued per process.
+measurements of ``benchmarks/benchmark_ms_deform_attn.py``), else ``"pytorch"``. When a compiled
+path would be used but is missing, the PyTorch path runs and one warning is issued per process.
 
 Dtype policy: ``value`` keeps its dtype (float16, bfloat16, float32 or float64) and the output has
 that dtype. Sampling locations and attention weights are cast to

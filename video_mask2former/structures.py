@@ -58,8 +58,8 @@ def encode_masks(masks: torch.Tensor) -> List[Dict]:
     """Compressed COCO RLEs of binary masks.
 
     CPU masks are encoded by pycocotools (faster there than the torch ops of the other path:
-    ``benchmarks/benchmark_rle.py``); masks on another device (CUDA) by :func:`encode_masks_by_runs`,
-    which computes the run lengths on that device and copies only them to the host, not the
+    ``benchmarks/benchmark_rle.py``); masks on another device (CUDA) by
+    :func:`encode_masks_by_runs`, which computes the run lengths on that device and copies only them to the host, not the
     masks. Both give identical RLEs.
 
     Args:
