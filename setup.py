@@ -92,7 +92,8 @@ EXTRAS_REQUIRE = {
         "tabulate",
     ],
     # transformers: the checks of its layout (tests/checkpoint/test_hf.py); packaging:
-    # tests/test_packaging.py; av: the H.264 writer's tests (tests/visualization/, skipped without it).
+    # tests/test_packaging.py; av: the H.264 writer's tests (tests/visualization/, skipped
+    # without it).
     "test": ["pytest>=7.0", "packaging", "transformers>=5.23", "av>=12"]
     + EXPORT_REQUIRES
     + HF_REQUIRES

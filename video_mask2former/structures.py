@@ -59,8 +59,8 @@ def encode_masks(masks: torch.Tensor) -> List[Dict]:
 
     CPU masks are encoded by pycocotools (faster there than the torch ops of the other path:
     ``benchmarks/benchmark_rle.py``); masks on another device (CUDA) by
-    :func:`encode_masks_by_runs`, which computes the run lengths on that device and copies only them to the host, not the
-    masks. Both give identical RLEs.
+    :func:`encode_masks_by_runs`, which computes the run lengths on that device and copies only
+    them to the host, not the masks. Both give identical RLEs.
 
     Args:
         masks (Tensor): (N, H, W) bool, any device.
