@@ -20,11 +20,11 @@ import json
 import math
 import os
 import sys
-import tempfile
 
 from video_mask2former.data.vps import VideoSegFormatError
 from video_mask2former.evaluation.vpq import VPQ_WINDOW_SIZES, VPQInputError
 from video_mask2former.evaluation.vps_eval import default_workers, evaluate_vps
+from video_mask2former.file_io import replace_reserved, reserve_output
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -60,30 +60,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-class OutputError(OSError):
-    """The ``--json`` location cannot be written."""
-
-
-def _reserve_output(path: str) -> str:
-    """Create a temporary file next to ``path`` (checking it can be written); return its path.
-
-    Raises:
-        OutputError: naming ``path`` and the reason.
-    """
-    if os.path.isdir(path):
-        raise OutputError(f"--json {path} is a folder, expected a file path.")
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(
-            dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
-        )
-    except OSError as e:
-        raise OutputError(f"cannot write --json {path}: {e.strerror or e}.") from None
-    os.close(fd)
-    return temporary
-
-
 def _cell(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.2f}"
 
@@ -113,12 +89,7 @@ def _row(cells) -> str:
 def _write_scores(scores: dict, temporary: str, path: str) -> None:
     """Write ``scores`` (NaN as null) to ``temporary``, then rename it to ``path``."""
     clean = {k: (None if math.isnan(v) else v) for k, v in scores.items()}
-    try:
-        with open(temporary, "w") as f:
-            json.dump(clean, f, indent=1)
-        os.replace(temporary, path)
-    except OSError as e:
-        raise OutputError(f"cannot write --json {path}: {e.strerror or e}.") from None
+    replace_reserved(temporary, path, lambda f: json.dump(clean, f, indent=1))
 
 
 def main(argv=None) -> int:
@@ -128,7 +99,7 @@ def main(argv=None) -> int:
         if args.workers < 1:
             raise VPQInputError(f"--workers must be at least 1, got {args.workers}.")
         if args.json:
-            temporary = _reserve_output(args.json)
+            temporary = reserve_output(args.json)
         scores = evaluate_vps(
             args.gt_json,
             args.gt_dir,

@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 
 from video_mask2former.evaluation import (
     STAT_KEYS,
@@ -29,6 +28,7 @@ from video_mask2former.evaluation import (
     evaluate_ytvis,
 )
 from video_mask2former.evaluation.ytvis2022 import evaluate_2022, format_2022_table
+from video_mask2former.file_io import replace_reserved, reserve_output
 
 
 def format_table(stats: dict) -> str:
@@ -53,31 +53,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-class OutputError(OSError):
-    """The ``--json`` location cannot be written."""
-
-
-def _reserve_output(path: str) -> str:
-    """Check that ``path`` can be written (creating its folder) by creating a temporary file next
-    to it; returns the temporary file's path (the scores go there, then are renamed to ``path``).
-
-    Raises:
-        OutputError: naming ``path`` and the reason (a read-only disk, a folder in the way, ...).
-    """
-    if os.path.isdir(path):
-        raise OutputError(f"--json {path} is a folder, expected a file path.")
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(
-            dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
-        )
-    except OSError as e:
-        raise OutputError(f"cannot write --json {path}: {e.strerror or e}.") from None
-    os.close(fd)
-    return temporary
-
-
 def _score(args: argparse.Namespace) -> dict:
     """The scores of ``args.results`` against ``args.gt`` (see the module docstring)."""
     if os.path.isdir(args.gt):
@@ -95,7 +70,7 @@ def main(argv=None) -> int:
     temporary = None
     try:
         if args.json:
-            temporary = _reserve_output(args.json)
+            temporary = reserve_output(args.json)
         scores = _score(args)
         two_subsets = os.path.isdir(args.gt)
         print(format_2022_table(scores) if two_subsets else format_table(scores))
@@ -115,12 +90,7 @@ def main(argv=None) -> int:
 
 def _write_stats(stats: dict, temporary: str, path: str, keys=STAT_KEYS) -> None:
     """Write ``stats`` to ``temporary``, then rename it to ``path``."""
-    try:
-        with open(temporary, "w") as f:
-            json.dump({k: stats[k] for k in keys}, f, indent=1)
-        os.replace(temporary, path)
-    except OSError as e:
-        raise OutputError(f"cannot write --json {path}: {e.strerror or e}.") from None
+    replace_reserved(temporary, path, lambda f: json.dump({k: stats[k] for k in keys}, f, indent=1))
 
 
 if __name__ == "__main__":

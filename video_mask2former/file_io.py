@@ -13,9 +13,16 @@ import glob
 import os
 import tempfile
 import uuid
-from typing import BinaryIO, Callable, List
+from typing import BinaryIO, Callable, List, TextIO
 
-__all__ = ["atomic_write", "check_writable", "remove_temporaries"]
+__all__ = [
+    "OutputError",
+    "atomic_write",
+    "check_writable",
+    "remove_temporaries",
+    "replace_reserved",
+    "reserve_output",
+]
 
 # Suffix of the temporary files; their name is "." + the target's name + "." + random hex + this.
 TMP_SUFFIX = ".tmp"
@@ -200,3 +207,48 @@ def remove_temporaries(folder: str, name_pattern: str = "*") -> List[str]:
     for path in removed:
         os.remove(path)
     return removed
+
+
+class OutputError(OSError):
+    """An output file of a command line cannot be written (the message names it)."""
+
+
+def reserve_output(path: str, option: str = "--json") -> str:
+    """Check that the output file ``path`` (given by ``option``) can be written, creating its
+    folder, by creating a temporary file next to it; returns the temporary file's path. A
+    command line reserves its output before the work and fills it with
+    :func:`replace_reserved` after, so a bad location fails at once and an existing file is only
+    replaced by a complete one. The caller removes the temporary file when the work fails.
+
+    Raises:
+        OutputError: naming ``option`` and ``path`` and the reason (a folder in the way, a
+            read-only disk, ...).
+    """
+    if os.path.isdir(path):
+        raise OutputError(f"{option} {path} is a folder, expected a file path.")
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(
+            dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
+        )
+    except OSError as e:
+        raise OutputError(f"cannot write {option} {path}: {e.strerror or e}.") from None
+    os.close(fd)
+    return temporary
+
+
+def replace_reserved(
+    temporary: str, path: str, write: Callable[[TextIO], None], option: str = "--json"
+) -> None:
+    """Write the reserved ``temporary`` file (text) with ``write``, then rename it to ``path``.
+
+    Raises:
+        OutputError: naming ``option`` and ``path`` (the disk filled up, ...).
+    """
+    try:
+        with open(temporary, "w") as f:
+            write(f)
+        os.replace(temporary, path)
+    except OSError as e:
+        raise OutputError(f"cannot write {option} {path}: {e.strerror or e}.") from None
