@@ -22,7 +22,7 @@ import os
 import sys
 
 from video_mask2former.evaluation.vss_eval import VSPW_NUM_CLASSES, default_workers, evaluate_vss
-from video_mask2former.file_io import atomic_write
+from video_mask2former.file_io import replace_reserved, reserve_output
 
 KEYS = ("mIoU", "mVC8", "mVC16")  # written to --json
 
@@ -51,19 +51,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def check_output(path: str) -> None:
-    """The ``--json`` location can be written (its folder is created), else an OSError."""
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"--json {path} is a folder, expected a file path.")
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as e:
-        raise OSError(f"cannot write --json {path}: {e.strerror or e}.") from None
-    if not os.access(folder, os.W_OK):
-        raise PermissionError(f"cannot write --json {path}: its folder is not writable.")
-
-
 def _number(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.2f}"
 
@@ -85,9 +72,10 @@ def format_table(scores: dict) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    temporary = None
     try:
         if args.json:
-            check_output(args.json)
+            temporary = reserve_output(args.json)
         scores = evaluate_vss(
             args.gt_root,
             args.split,
@@ -96,13 +84,16 @@ def main(argv=None) -> int:
             workers=args.workers,
         )
         print(format_table(scores))
-        if args.json:
+        if temporary:
             flat = {k: None if math.isnan(scores[k]) else scores[k] for k in KEYS}
-            text = json.dumps(flat, indent=1).encode()
-            atomic_write(args.json, lambda f: f.write(text))
+            replace_reserved(temporary, args.json, lambda f: json.dump(flat, f, indent=1))
+            temporary = None
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:
+        if temporary:
+            os.remove(temporary)
     return 0
 
 
