@@ -1,10 +1,12 @@
-"""The benchmark against the official code: source patching, parity and ratios (no detectron2)."""
+"""The benchmark against the official code: source patching, parity, ratios against the float32
+references, targets, skipped slow modes and the children's commands (no detectron2)."""
 
 import os
 
 import pytest
 
 from benchmarks import benchmark_vs_official, official_source
+from benchmarks.vs_official import report
 from benchmarks.common import ROOT
 from benchmarks.official_source import SourcePatch
 
@@ -65,33 +67,100 @@ def test_parity_compares_sorted_scores():
     ours = _inference([0.5, 0.3, 0.2], [1, 2, 3], [10, 20, 30])
     # the same top-k in another order (the official topk is unsorted), a tiny difference
     official = _inference([0.2, 0.5, 0.30001], [3, 1, 2], [30, 10, 20])
-    check = benchmark_vs_official.parity(ours, official, atol=1e-4, strict=True)
+    check = report.parity(ours, official, atol=1e-4, strict=True)
     assert check["passed"] and check["labels_match"]
     assert check["max_abs_score_diff"] == pytest.approx(1e-5)
     assert check["max_rel_mask_area_diff"] == 0
     far = _inference([0.5, 0.3, 0.1], [1, 2, 4], [10, 20, 30])
-    check = benchmark_vs_official.parity(ours, far, atol=1e-4, strict=True)
+    check = report.parity(ours, far, atol=1e-4, strict=True)
     assert check["passed"] is False and not check["labels_match"]
-    assert benchmark_vs_official.parity(ours, far, atol=1e-4, strict=False)["passed"] is None
-    assert benchmark_vs_official.parity(ours, {"error": "x"}, atol=1e-4, strict=True) is None
+    assert report.parity(ours, far, atol=1e-4, strict=False)["passed"] is None
+    assert report.parity(ours, {"error": "x"}, atol=1e-4, strict=True) is None
 
 
-def test_rows_give_ratios_and_report_failures():
-    args = benchmark_vs_official.parse_args(["--impls", "ours", "--device", "cpu"])
-    ok = {"benchmark": "inference", "backbone": "R50", "amp": "none",
-          "ours": _inference([0.5], [1], [10], ms=30.0, mb=300.0),
-          "official": _inference([0.5], [1], [10], ms=60.0, mb=200.0)}  # fmt: skip
-    failed = {"benchmark": "training", "backbone": "swin_tiny", "amp": "fp16",
-              "ours": {"s_per_step": 0.5, "peak_mb": 1000.0},
-              "official": {"error": "torch.OutOfMemoryError: CUDA out of memory."}}  # fmt: skip
-    for row in (ok, failed):
-        benchmark_vs_official._add_comparison(args, row)
-    assert ok["time_ratio"] == pytest.approx(0.5) and ok["memory_ratio"] == pytest.approx(1.5)
-    assert failed["time_ratio"] is None and failed["memory_ratio"] is None
-    assert benchmark_vs_official.parity_summary([ok, failed]) is True
-    table = benchmark_vs_official.format_table([ok, failed], "cpu")
-    assert "| 0.50 " in table and "| 1.50 " in table
+def _row(benchmark, mode, ours, official=None, backbone="R50"):
+    row = {"benchmark": benchmark, "backbone": backbone, "mode": mode, "ours": ours}
+    return dict(row, official=official) if official is not None else row
+
+
+PEAKS = {"fp32": {"tflops": 0.5, "size": 2048}, "bf16": {"tflops": 2.0, "size": 2048}}
+
+
+def test_rows_give_ratios_against_the_float32_references_and_report_failures():
+    fp32 = _row("inference", "fp32", dict(_inference([0.5], [1], [10], ms=30.0, mb=300.0),
+                                          flops_per_video=6e9),
+                _inference([0.5], [1], [10], ms=60.0, mb=200.0))  # fmt: skip
+    bf16 = _row("inference", "bf16", _inference([0.49], [2], [10], ms=15.0, mb=250.0))
+    skipped = {"benchmark": "inference", "backbone": "R50", "mode": "compiled-bf16",
+               "skipped": "bf16 matmul slow"}  # fmt: skip
+    steps = [_row("training", "fp32", {"s_per_step": 2.0, "peak_mb": 1000.0},
+                  {"error": "torch.OutOfMemoryError: CUDA out of memory."}),
+             _row("training", "bf16", {"s_per_step": 0.8, "peak_mb": 900.0})]  # fmt: skip
+    rows = [fp32, bf16, skipped, *steps]
+    report.add_comparisons(rows, parity_atol=1e-4, frames=2, peaks=PEAKS)
+    assert fp32["time_ratio"] == pytest.approx(0.5) and fp32["memory_ratio"] == pytest.approx(1.5)
+    assert bf16["time_ratio"] == pytest.approx(0.25) and bf16["vs_ours_fp32"] == pytest.approx(0.5)
+    # 6 GFLOP in 2 frames x 30 ms = 0.1 TFLOP/s; bf16 against the bf16 peak
+    assert fp32["tflops"] == pytest.approx(0.1) and fp32["peak_tflops"] == 0.5
+    assert bf16["tflops"] == pytest.approx(0.2) and bf16["peak_tflops"] == 2.0
+    assert fp32["parity"]["passed"] and bf16["parity"]["passed"] is None
+    assert bf16["parity"]["labels_agree"] == 0.0 and fp32["parity"]["labels_agree"] == 1.0
+    assert steps[0]["time_ratio"] is None and steps[1]["vs_ours_fp32"] == pytest.approx(0.4)
+    assert report.parity_summary(rows) is True
+    table = report.format_table(rows, "cpu")
+    assert "| 0.25x " in table and "| 1.50x " in table and "| 0.200 (10% of 2.00) " in table
     assert "official failed: torch.OutOfMemoryError" in table and "top-10 scores" in table
+    assert "skipped: bf16 matmul slow" in table
+    checked = {t["target"]: t for t in report.targets(rows)}
+    best = checked["inference, best mode vs official fp32"]
+    assert best["mode"] == "bf16" and best["value"] == pytest.approx(0.25) and best["met"]
+    assert checked["inference, fp32 vs official fp32"]["met"] is True  # 0.5 <= 0.5
+    assert checked["training step, bf16 vs ours fp32"]["value"] == pytest.approx(0.4)
+    assert "0.250x (mode bf16; target <= 0.25x): met" in report.format_targets(report.targets(rows))
+
+
+def test_targets_not_met_and_not_measured():
+    rows = [_row("inference", "fp32", _inference([0.5], [1], [10], ms=51.0),
+                 _inference([0.5], [1], [10], ms=100.0))]  # fmt: skip
+    report.add_comparisons(rows, parity_atol=1e-4, frames=2, peaks=PEAKS)
+    checked = {t["target"]: t["met"] for t in report.targets(rows)}
+    assert checked == {"inference, best mode vs official fp32": False,
+                       "inference, fp32 vs official fp32": False,
+                       "training step, bf16 vs ours fp32": None}  # fmt: skip
+
+
+def test_label_agreement_counts_common_labels():
+    assert report.label_agreement([1, 2, 2, 3], [2, 1, 3, 3]) == 0.75
+    assert report.label_agreement([], [1]) is None
+
+
+def test_slow_modes_are_planned_as_skipped_and_never_run(monkeypatch, tmp_path):
+    args = benchmark_vs_official.parse_args(
+        ["--device", "cpu", "--official-src", "x", "--infer-modes", "none", "bf16", "compiled",
+         "--train-backbones", "R50", "--train-amp", "none", "bf16"]
+    )  # fmt: skip
+    slow = {"fp32": {"tflops": 0.4, "size": 2048}, "bf16": {"tflops": 0.001, "size": 256}}
+    rows = benchmark_vs_official.plan_settings(args, slow)
+    assert [(r["benchmark"], r["mode"], "skipped" in r) for r in rows] == [
+        ("inference", "fp32", False), ("inference", "bf16", True),
+        ("inference", "compiled", False), ("training", "fp32", False),
+        ("training", "bf16", True),
+    ]  # fmt: skip
+    calls = []
+    monkeypatch.setattr(
+        benchmark_vs_official,
+        "run_child",
+        lambda args, stage, impl, backbone, mode, *rest: calls.append((stage, impl, mode))
+        or {"ms_per_frame": 1.0, "peak_mb": 1.0},
+    )
+    official = {"root": "/copy", "op": "stub", "op_path": None, "error": None}
+    benchmark_vs_official.run_benchmarks(args, official, rows, str(tmp_path))
+    # the official code runs in float32 only, never compiled; nothing runs in bf16
+    assert calls == [("weights", "ours", "fp32"), ("inference", "ours", "fp32"),
+                     ("inference", "official", "fp32"), ("inference", "ours", "compiled"),
+                     ("training", "ours", "fp32"), ("training", "official", "fp32")]  # fmt: skip
+    forced = benchmark_vs_official.parse_args(["--impls", "ours", "--force-bf16"])
+    assert not any("skipped" in r for r in benchmark_vs_official.plan_settings(forced, slow))
 
 
 def test_error_line_is_the_childs_last_line():
@@ -134,9 +203,10 @@ def test_official_children_import_the_prepared_copy_through_their_environment(mo
     args = benchmark_vs_official.parse_args(["--impls", "ours", "--device", "cpu"])
     official = {"root": "/copy", "op": "build", "op_path": "/copy/ops", "error": None}
     for impl in ("official", "ours"):
-        benchmark_vs_official.run_child(args, "inference", impl, "R50", "none", "w.pt", official)
+        benchmark_vs_official.run_child(args, "inference", impl, "R50", "fp32", "w.pt", official)
     (command, kwargs), (_, ours) = calls
     assert command[1:3] == ["-m", "benchmarks.benchmark_vs_official"]
+    assert command[command.index("--mode") + 1] == "fp32" and "--flops" in command
     assert kwargs["extra_paths"] == ["/copy", "/copy/ops"] and ours["extra_paths"] == []
 
 
@@ -146,3 +216,19 @@ def test_child_environment_puts_the_repository_and_extra_paths_first(monkeypatch
     monkeypatch.setenv("PYTHONPATH", "/user/path")
     paths = child_env(["/copy"])["PYTHONPATH"].split(os.pathsep)
     assert paths == [ROOT, "/copy", "/user/path"]
+
+
+def test_defaults_by_device_and_the_same_precision_note():
+    gpu = benchmark_vs_official.parse_args(["--impls", "ours"])
+    assert gpu.infer_modes == ["fp32", "bf16"] and gpu.official_amp == ["none", "fp16", "bf16"]
+    cpu = benchmark_vs_official.parse_args(["--impls", "ours", "--device", "cpu"])
+    assert cpu.infer_modes == ["fp32", "bf16", "compiled"] and cpu.official_amp == ["none"]
+    old_flag = benchmark_vs_official.parse_args(["--impls", "ours", "--infer-amp", "none", "bf16"])
+    assert old_flag.infer_modes == ["fp32", "bf16"]
+    rows = [_row("inference", "fp32", _inference([0.5], [1], [10], ms=30.0),
+                 _inference([0.5], [1], [10], ms=60.0)),
+            _row("inference", "bf16", _inference([0.5], [1], [10], ms=20.0),
+                 _inference([0.5], [1], [10], ms=40.0))]  # fmt: skip
+    report.add_comparisons(rows, parity_atol=1e-4, frames=2, peaks=PEAKS)
+    assert rows[1]["time_ratio"] == pytest.approx(1 / 3)  # against the official fp32
+    assert "vs official bf16: 0.50x" in report.format_table(rows, "cuda")

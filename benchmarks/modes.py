@@ -1,0 +1,74 @@
+"""The ways of running this project's model that the benchmarks compare, applied in one place.
+
+A mode is a precision (autocast dtype) and whether the network is compiled:
+
+- ``fp32``: as built; ``bf16`` / ``fp16``: called under ``torch.autocast``;
+- ``compiled`` / ``compiled-bf16``: ``torch.compile`` (in place, ``nn.Module.compile``) of the
+  network parts reachable from a ``VideoMaskFormer``, ``backbone`` and ``sem_seg_head`` (the
+  deformable-attention custom op stays one node), then called as ``fp32`` / ``bf16``.
+
+:func:`apply_mode` is the only code that knows how a mode is set up, so that it can follow the
+library's own switch when there is one.
+"""
+
+import contextlib
+from typing import Callable, ContextManager
+
+# Mode name -> (autocast name as in benchmarks.common.AMP_DTYPES, compiled).
+MODES = {
+    "fp32": ("none", False),
+    "bf16": ("bf16", False),
+    "fp16": ("fp16", False),
+    "compiled": ("none", True),
+    "compiled-bf16": ("bf16", True),
+}
+# The network parts of a VideoMaskFormer that the compiled modes compile.
+COMPILED_PARTS = ("backbone", "sem_seg_head")
+# Former autocast names accepted where a mode is expected.
+AMP_ALIASES = {"none": "fp32"}
+
+
+def mode_name(name: str) -> str:
+    """The mode ``name`` ("none" is accepted for "fp32").
+
+    Raises:
+        ValueError: an unknown mode.
+    """
+    name = AMP_ALIASES.get(name, name)
+    if name not in MODES:
+        raise ValueError(f"unknown mode {name!r}; expected one of {', '.join(MODES)}")
+    return name
+
+
+def amp_of(mode: str) -> str:
+    """The autocast name of ``mode``: "none", "bf16" or "fp16"."""
+    return MODES[mode_name(mode)][0]
+
+
+def is_compiled_mode(mode: str) -> bool:
+    return MODES[mode_name(mode)][1]
+
+
+def apply_mode(model, mode: str, device) -> Callable[[], ContextManager]:
+    """Set ``model`` up for ``mode`` and return the context to call it in.
+
+    Compiled modes compile :data:`COMPILED_PARTS` of ``model`` in place (the compilation itself
+    happens on the first call: keep it out of timings with a warm-up call).
+
+    Args:
+        model (nn.Module): a VideoMaskFormer, weights loaded, on ``device``.
+        mode (str): a key of :data:`MODES` (or "none").
+        device (torch.device): where it runs (the autocast device type).
+
+    Returns:
+        callable: ``() -> context manager`` to enter around each call of the model.
+    """
+    from benchmarks.common import autocast
+
+    amp, compiled = MODES[mode_name(mode)]
+    if compiled:
+        for part in COMPILED_PARTS:
+            getattr(model, part).compile()
+    if amp == "none":
+        return contextlib.nullcontext
+    return lambda: autocast(device, amp)
