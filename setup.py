@@ -215,7 +215,9 @@ setup(
         include=("video_mask2former*", "mask2former_ops*"),
         exclude=("tests*", "configs*", "datasets*", "demo_video*", "tools*", "benchmarks*"),
     ),
-    package_data={"mask2former_ops": ["csrc/*.h", "csrc/*.cpp", "csrc/*/*.cpp", "csrc/*/*.cu"]},
+    package_data={
+        "mask2former_ops": ["csrc/*.h", "csrc/*.cpp", "csrc/*/*.h", "csrc/*/*.cpp", "csrc/*/*.cu"]
+    },
     python_requires=">=3.8",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

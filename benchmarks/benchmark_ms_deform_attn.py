@@ -5,6 +5,7 @@ Shapes (``--shapes``), levels 1/8, 1/16, 1/32 of 384x640 (48x80, 24x40, 12x20; 3
 padded), 8 heads x 32 channels, 4 points, every pixel of the three levels a query (Lq = S = 5040):
 
 - ``paper``: N = 4 frames (two 2-frame training clips, the paper's per-GPU batch);
+- ``t5``: N = 5 frames (the CPU inference window of the R50 benchmarks, T = 5 at 360x640);
 - ``video36``: N = 36 frames (whole-video inference of a typical 36-frame YouTube-VIS video).
 
 Sampling locations are each query's own position plus offsets of a few pixels, like a trained
@@ -12,7 +13,9 @@ pixel decoder's.
 
 Implementations, each where it can run: ``pytorch`` (the pure-PyTorch path, the speed-up's
 baseline), ``cpu`` / ``cuda`` (this project's kernels; on CUDA the vectorised layout, 16-byte
-loads of 4 float32 or 8 float16/bfloat16 channels per thread), ``cuda-scalar`` (this project's
+loads of 4 float32 or 8 float16/bfloat16 channels per thread; on the CPU vectors of channels in
+the CPU's widest instruction set, printed as ``cpu_isa``), ``cpu-scalar`` (this project's CPU
+kernels one channel at a time, no vectors of channels), ``cuda-scalar`` (this project's
 CUDA kernels forced to one thread per channel, the original kernel's layout), and ``original``
 (the Deformable-DETR CUDA kernel that the official Mask2Former ships, float32 only, when
 ``--original-ops DIR`` holds its built ``MultiScaleDeformableAttention`` module).
@@ -56,7 +59,7 @@ from mask2former_ops.reference import compute_dtype_for
 from benchmarks.common import table, write_json
 
 LEVEL_SHAPES = ((48, 80), (24, 40), (12, 20))  # 1/8, 1/16, 1/32 of 384x640
-SHAPE_SETS = {"paper": 4, "video36": 36}  # batch N of each shape set
+SHAPE_SETS = {"paper": 4, "t5": 5, "video36": 36}  # batch N of each shape set
 HEADS, CHANNELS, POINTS = 8, 32, 4
 OFFSET_STD_PIXELS = 2.0  # spread of the sampling offsets around each query, in pixels
 ORIGINAL_IM2COL_STEP = 128  # the official MSDeformAttn module's im2col_step
@@ -140,6 +143,15 @@ class _KernelFunction(torch.autograd.Function):
 def scalar_cuda_kernels(dtype):
     """This project's CUDA kernels with one thread per channel, checked first (strict)."""
     mask2former_ops.check_kernels("cuda", dtypes=[dtype])
+    return (
+        lambda *inputs: _C.ms_deform_attn_forward(*inputs, channels_per_thread=1),
+        lambda *inputs: _C.ms_deform_attn_backward(*inputs, channels_per_thread=1),
+    )
+
+
+def scalar_cpu_kernels(dtype):
+    """This project's CPU kernels one channel at a time, checked first (strict)."""
+    mask2former_ops.check_kernels("cpu", dtypes=[dtype])
     return (
         lambda *inputs: _C.ms_deform_attn_forward(*inputs, channels_per_thread=1),
         lambda *inputs: _C.ms_deform_attn_backward(*inputs, channels_per_thread=1),
@@ -247,6 +259,8 @@ def implementations(device, dtype_name, original):
         found.append(("cuda-scalar", "cuda", scalar_cuda_kernels(DTYPES[dtype_name])))
         if original is not None and dtype_name in ("float32", "float64"):
             found.append(("original", "cuda", original))
+    if device.type == "cpu" and "cpu" in available_implementations(device):
+        found.append(("cpu-scalar", "cpu", scalar_cpu_kernels(DTYPES[dtype_name])))
     return found
 
 
@@ -273,7 +287,7 @@ def main():
         nargs="+",
         default=["paper"],
         choices=sorted(SHAPE_SETS),
-        help="shape sets (batch N): paper = 4 frames, video36 = 36 frames",
+        help="shape sets (batch N): paper = 4 frames, t5 = 5 frames, video36 = 36 frames",
     )
     parser.add_argument("--iters", type=int, default=10, help="timed calls per case (median kept)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls before timing")
@@ -296,6 +310,12 @@ def main():
         f"cuda_kernels_built={mask2former_ops.cuda_kernels_built()} torch={torch.__version__} "
         f"cpu_threads={torch.get_num_threads()} original_kernel={original is not None}"
     )
+    if "cpu" in devices and mask2former_ops.is_compiled():
+        print(
+            f"cpu: {_C.cpu_kernel_isa()} kernels (torch CPU capability "
+            f"{torch.backends.cpu.get_cpu_capability()}), load average "
+            + " ".join(f"{load:.2f}" for load in os.getloadavg())
+        )
     bandwidth = {}
     for device_name in devices:
         if device_name == "cuda":

@@ -4,7 +4,8 @@ The first time a compiled kernel runs in a process for a (device, dtype, pass) -
 ``"forward"`` or ``"backward"`` -- it is compared with the pure-PyTorch path (float64 on the CPU)
 on the small case of :mod:`mask2former_ops.self_check_case`: three levels of different sizes,
 points on the borders and outside the maps, two heads, batch 2, channel counts that take the
-vectorised and the scalar CUDA layouts. This runs in the custom op's real kernel, so it runs
+vectorised and the scalar CUDA layouts and every channel block and tail of the CPU kernels' vector
+widths. This runs in the custom op's real kernel, so it runs
 eagerly also inside ``torch.compile`` / ``torch.export`` graphs (tracing uses the fake kernel).
 
 Paths are tried in the order of ``FALLBACK_CHAINS``; the first that passes is used for the rest of
@@ -48,12 +49,14 @@ logger = logging.getLogger(__name__)
 STRICT_ENV = "MASK2FORMER_OPS_STRICT"
 SELF_CHECK_ENV = "MASK2FORMER_OPS_SELF_CHECK"
 
-# Paths tried in turn per device type. "vectorised": the CUDA kernels with the widest channel
-# layout the inputs allow (what runs by default); "scalar": one thread per channel; "compiled":
-# the C++ CPU kernels (one variant); "pytorch": the reference path, never checked.
+# Paths tried in turn per device type. "vectorised": the compiled kernels with the widest channel
+# layout -- on CUDA the widest the inputs allow, on the CPU vectors of channels in the widest
+# instruction set of the CPU (AVX-512, AVX2, else the build's 16-byte vectors; chosen at run time,
+# ``mask2former_ops._C.cpu_kernel_isa()``) -- what runs by default; "scalar": one channel per
+# CUDA thread / at a time on the CPU; "pytorch": the reference path, never checked.
 FALLBACK_CHAINS: Dict[str, Tuple[str, ...]] = {
     "cuda": ("vectorised", "scalar", "pytorch"),
-    "cpu": ("compiled", "pytorch"),
+    "cpu": ("vectorised", "scalar", "pytorch"),
 }
 REFERENCE_PATH = "pytorch"
 

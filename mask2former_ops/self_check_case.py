@@ -27,8 +27,11 @@ QUERIES, POINTS = 3, 2
 # store, no atomics), 12 a group count that is no power of two (float64, float32: per-lane
 # atomics) and no multiple of the half vector width (the scalar fallback), 3 the scalar kernel
 # only, 512 more groups than a warp in every dtype (warp segments add atomically; one head and
-# one video keep it cheap).
-SUB_CASES = ((8, 2, 2), (12, 2, 2), (3, 2, 2), (512, 1, 1))
+# one video keep it cheap). On the CPU a vector holds 4 / 8 / 16 float32 (bfloat16, float16) or
+# 2 / 4 / 8 float64 channels (16-byte, AVX2, AVX-512) and channels go in blocks of 4, 2, 1
+# vectors, then one at a time: 54 adds blocks of 2 (and 1) vectors followed by single channels
+# at every width, which 8, 12 and 512 (multiples of the widths) do not all reach.
+SUB_CASES = ((8, 2, 2), (12, 2, 2), (3, 2, 2), (512, 1, 1), (54, 2, 1))
 SEED = 19
 
 

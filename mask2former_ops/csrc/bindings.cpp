@@ -70,7 +70,7 @@ at::Tensor forward(const at::Tensor& value, const at::Tensor& spatial_shapes,
   }
   TORCH_CHECK(value.is_cpu(), "ms_deform_attn: unsupported device ", value.device());
   return ms_deform_attn_forward_cpu(value, spatial_shapes, level_start_index, sampling_locations,
-                                    attention_weights);
+                                    attention_weights, channels_per_thread);
 }
 
 std::vector<at::Tensor> backward(const at::Tensor& value, const at::Tensor& spatial_shapes,
@@ -101,7 +101,7 @@ std::vector<at::Tensor> backward(const at::Tensor& value, const at::Tensor& spat
   }
   TORCH_CHECK(value.is_cpu(), "ms_deform_attn: unsupported device ", value.device());
   return ms_deform_attn_backward_cpu(value, spatial_shapes, level_start_index, sampling_locations,
-                                     attention_weights, grad);
+                                     attention_weights, grad, channels_per_thread);
 }
 
 bool with_cuda() {
@@ -118,8 +118,8 @@ bool with_cuda() {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "Multi-scale deformable attention kernels (CPU, and CUDA when built with it).";
   namespace py = pybind11;
-  // channels_per_thread (CUDA kernels only; the CPU kernels ignore it): 0 = the widest vector the
-  // inputs allow, 1 = one thread per channel.
+  // channels_per_thread: 0 = the widest vector layout the inputs (CUDA) or the CPU allow, 1 = one
+  // channel per thread (CUDA) / at a time (CPU).
   m.def("ms_deform_attn_forward", &mask2former_ops::forward,
         "forward(value, spatial_shapes, level_start_index, sampling_locations, "
         "attention_weights, channels_per_thread=0) -> (N, Lq, M*D)",
@@ -133,4 +133,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("sampling_locations"), py::arg("attention_weights"), py::arg("grad_output"),
         py::arg("channels_per_thread") = 0);
   m.def("with_cuda", &mask2former_ops::with_cuda, "Whether the CUDA kernels were compiled.");
+  m.def("cpu_kernel_isa", &mask2former_ops::cpu_kernel_isa,
+        "cpu_kernel_isa(channels_per_thread=0) -> 'avx512' | 'avx2' | 'base' | 'scalar': the "
+        "instruction set of the CPU kernels on this CPU",
+        py::arg("channels_per_thread") = 0);
 }

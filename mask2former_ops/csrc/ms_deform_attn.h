@@ -14,6 +14,7 @@
 
 #include <ATen/ATen.h>
 
+#include <string>
 #include <vector>
 
 namespace mask2former_ops {
@@ -23,16 +24,23 @@ void check_inputs(const at::Tensor& value, const at::Tensor& spatial_shapes,
                   const at::Tensor& level_start_index, const at::Tensor& sampling_locations,
                   const at::Tensor& attention_weights);
 
+// `channels_per_thread`: 0 = vectors of channels, in the widest instruction set this CPU and
+// build allow (AVX-512, AVX2, else the build's 16-byte vectors); 1 = one channel at a time.
 at::Tensor ms_deform_attn_forward_cpu(const at::Tensor& value, const at::Tensor& spatial_shapes,
                                       const at::Tensor& level_start_index,
                                       const at::Tensor& sampling_locations,
-                                      const at::Tensor& attention_weights);
+                                      const at::Tensor& attention_weights,
+                                      int64_t channels_per_thread);
 
 // Returns {grad_value (dtype of value), grad_sampling_locations, grad_attention_weights}.
 std::vector<at::Tensor> ms_deform_attn_backward_cpu(
     const at::Tensor& value, const at::Tensor& spatial_shapes, const at::Tensor& level_start_index,
     const at::Tensor& sampling_locations, const at::Tensor& attention_weights,
-    const at::Tensor& grad_output);
+    const at::Tensor& grad_output, int64_t channels_per_thread);
+
+// The instruction set the CPU kernels use for `channels_per_thread`: "avx512", "avx2", "base"
+// (the build's own 16-byte vectors) or "scalar".
+std::string cpu_kernel_isa(int64_t channels_per_thread);
 
 #ifdef WITH_CUDA
 // `channels_per_thread`: 0 picks the widest the inputs allow (16-byte vectors of channels when

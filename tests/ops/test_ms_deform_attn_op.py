@@ -6,6 +6,7 @@ import torch
 import mask2former_ops
 from mask2former_ops import MSDeformAttn, functional
 from mask2former_ops.functional import available_implementations, ms_deform_attn
+from mask2former_ops.reference import ms_deform_attn_pytorch
 from tests.ops.helpers import LEVEL_SHAPES, level_tensors, loop_reference, make_inputs
 
 CPU_IMPLS = [impl for impl in ("pytorch", "cpu") if impl in available_implementations("cpu")]
@@ -198,3 +199,90 @@ def test_torch_export_keeps_the_op_as_one_node():
         exported.module()(query, reference, flat, shapes, starts),
         module(query, reference, flat, shapes, starts),
     )
+
+
+# The compiled CPU kernels, each layout (vectorised: vectors of channels in the widest instruction
+# set of this CPU; scalar: one channel at a time) against the float64 reference on the same
+# rounded inputs, for channel counts below one vector (1, 3), with a tail after the vectors (17),
+# and whole blocks of vectors (32, 64).
+requires_compiled = pytest.mark.skipif(
+    not mask2former_ops.is_compiled(), reason="mask2former_ops._C is not built"
+)
+KERNEL_LAYOUTS = ("vectorised", "scalar")
+KERNEL_CHANNELS = (1, 3, 17, 32, 64)
+# (rtol, atol) per dtype of the compared tensor: outputs in the value dtype are rounded once
+# (bfloat16 keeps 8 significant bits: relative error up to 2^-8), everything accumulates in
+# float32 (float64 for float64 values); gradients of the locations are scaled by the map size.
+KERNEL_TOLERANCES = {
+    torch.float64: (1e-10, 1e-12),
+    torch.float32: (1e-5, 1e-5),
+    torch.bfloat16: (2**-8, 1e-5),
+}
+
+
+def _channel_inputs(dtype, channels, seed=0):
+    """Value (N, S, M, D) in ``dtype``, locations / weights in its compute dtype, a grad_output
+    (N, Lq, M * D) in ``dtype``: make_inputs' samples with ``channels`` channels."""
+    _, shapes, starts, locations, weights = make_inputs(torch.float64, seed=seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    batch, queries, heads = locations.shape[:3]
+    value = torch.randn(batch, int(shapes.prod(1).sum()), heads, channels, generator=gen)
+    grad = torch.randn(batch, queries, heads * channels, generator=gen)
+    compute = torch.float64 if dtype == torch.float64 else torch.float32
+    return (
+        (value.to(dtype), shapes, starts, locations.to(compute), weights.to(compute)),
+        grad.to(dtype),
+    )
+
+
+def _reference(inputs, grad):
+    """Float64 output and gradients of the PyTorch path on exactly the kernel's inputs."""
+    value, shapes, _, locations, weights = inputs
+    leaves = [t.double() for t in (value, locations, weights)]
+
+    def forward(v, loc, w):
+        return ms_deform_attn_pytorch(v, shapes, loc, w)
+
+    output, vjp = torch.func.vjp(forward, *leaves)
+    return (output, *vjp(grad.double()))
+
+
+@requires_compiled
+@pytest.mark.parametrize("layout", KERNEL_LAYOUTS)
+@pytest.mark.parametrize("channels", KERNEL_CHANNELS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_cpu_kernel_layouts_match_float64_reference(dtype, channels, layout):
+    inputs, grad = _channel_inputs(dtype, channels)
+    got = (
+        functional._kernel_forward(*inputs, layout),
+        *functional._kernel_backward(*inputs, grad, layout),
+    )
+    names = ("output", "grad_value", "grad_locations", "grad_weights")
+    for name, tensor, expected in zip(names, got, _reference(inputs, grad)):
+        assert tensor.dtype == (dtype if name in ("output", "grad_value") else inputs[3].dtype)
+        rtol, atol = KERNEL_TOLERANCES[tensor.dtype]
+        torch.testing.assert_close(tensor.double(), expected, rtol=rtol, atol=atol, msg=name)
+
+
+@requires_compiled
+def test_cpu_kernels_use_the_instruction_set_torch_dispatches_to():
+    capability = torch.backends.cpu.get_cpu_capability()
+    expected = {"AVX512": "avx512", "AVX2": "avx2"}.get(capability, "base")
+    assert functional._C.cpu_kernel_isa() == expected
+    assert functional._C.cpu_kernel_isa(channels_per_thread=1) == "scalar"
+    with pytest.raises(RuntimeError, match="channels_per_thread=0 .* or 1"):
+        functional._C.ms_deform_attn_forward(*_channel_inputs(torch.float32, 8)[0], 2)
+
+
+@requires_compiled
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cpu_kernels_give_the_same_bits_on_one_and_two_threads(dtype):
+    """Every output element is summed by one task in a fixed order: threads change nothing."""
+    inputs, grad = _channel_inputs(dtype, 32)
+    results = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)  # the conftest fixture restores the count
+        out = functional._kernel_forward(*inputs, "vectorised")
+        results.append((out, *functional._kernel_backward(*inputs, grad, "vectorised")))
+    for one, two in zip(*results):
+        assert torch.equal(one, two)

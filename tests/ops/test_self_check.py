@@ -1,8 +1,9 @@
 """The first-use check of the compiled kernels (mask2former_ops.self_check) on CPU.
 
 Faults are injected by wrapping ``functional._kernel_forward`` / ``functional._kernel_backward``,
-the only callers of the compiled kernels. The CUDA fallback chain (vectorised -> scalar layout ->
-PyTorch) is exercised on CPU by giving the CPU the same chain: the CPU kernels ignore the layout.
+the only callers of the compiled kernels. The CPU has the CUDA fallback chain (vectorised -> scalar
+layout -> PyTorch): vectors of channels in the CPU's widest instruction set, then one channel at a
+time.
 """
 
 import json
@@ -20,8 +21,6 @@ from tests.ops.helpers import make_inputs
 pytestmark = pytest.mark.skipif(
     not mask2former_ops.is_compiled(), reason="mask2former_ops._C is not built"
 )
-
-CUDA_CHAIN = ("vectorised", "scalar", "pytorch")
 
 
 @pytest.fixture(autouse=True)
@@ -90,11 +89,11 @@ def test_real_cpu_kernels_pass_forward_and_backward(dtype):
     checks = mask2former_ops.kernel_status().checks
     name = str(dtype).replace("torch.", "")
     assert [(r.device, r.dtype, r.pass_, r.layout, r.result) for r in checks] == [
-        ("cpu", name, "forward", "compiled", "ok"),
-        ("cpu", name, "backward", "compiled", "ok"),
+        ("cpu", name, "forward", "vectorised", "ok"),
+        ("cpu", name, "backward", "vectorised", "ok"),
     ]
     assert all(r.max_diff <= r.tolerance for r in checks)
-    assert _paths() == {(name, "forward"): "compiled", (name, "backward"): "compiled"}
+    assert _paths() == {(name, "forward"): "vectorised", (name, "backward"): "vectorised"}
 
 
 def test_check_runs_once_per_device_dtype_and_pass(monkeypatch):
@@ -102,8 +101,8 @@ def test_check_runs_once_per_device_dtype_and_pass(monkeypatch):
     for _ in range(3):
         _run(torch.float32)
     assert calls == [
-        ("cpu", torch.float32, "forward", "compiled"),
-        ("cpu", torch.float32, "backward", "compiled"),
+        ("cpu", torch.float32, "forward", "vectorised"),
+        ("cpu", torch.float32, "backward", "vectorised"),
     ]
     _run(torch.float64)
     assert len(calls) == 4
@@ -127,12 +126,12 @@ def test_forward_fault_warns_once_and_falls_back_to_pytorch(monkeypatch, caplog)
     mismatches = [w for w in caught if issubclass(w.category, KernelMismatchWarning)]
     assert len(mismatches) == 1
     message = str(mismatches[0].message)
-    for word in ("cpu", "float32", "compiled", "forward", "0.1", "pure-PyTorch path instead"):
+    for word in ("cpu", "float32", "vectorised", "forward", "0.1", "pure-PyTorch path instead"):
         assert word in message
     assert [r.levelname for r in caplog.records if r.name == self_check.__name__] == ["ERROR"]
     for result in got:
         torch.testing.assert_close(result[0], expected[0], rtol=0, atol=0)
-    assert _paths() == {("float32", "forward"): "pytorch", ("float32", "backward"): "compiled"}
+    assert _paths() == {("float32", "forward"): "pytorch", ("float32", "backward"): "vectorised"}
     forward = mask2former_ops.kernel_status().checks[0]
     assert forward.result == "mismatch" and forward.max_diff == pytest.approx(0.1, rel=1e-3)
 
@@ -141,11 +140,11 @@ def test_forward_fault_warns_once_and_falls_back_to_pytorch(monkeypatch, caplog)
 def test_backward_fault_warns_and_falls_back_to_pytorch(monkeypatch, which):
     expected = _run(implementation="pytorch")
     _fault_backward(monkeypatch, which)
-    with pytest.warns(KernelMismatchWarning, match="compiled backward kernel on cpu for float32"):
+    with pytest.warns(KernelMismatchWarning, match="vectorised backward kernel on cpu for float32"):
         got = _run()
     for g, e in zip(got, expected):
         torch.testing.assert_close(g, e)
-    assert _paths() == {("float32", "forward"): "compiled", ("float32", "backward"): "pytorch"}
+    assert _paths() == {("float32", "forward"): "vectorised", ("float32", "backward"): "pytorch"}
 
 
 @pytest.mark.parametrize("when", ["env", "function"])
@@ -155,7 +154,7 @@ def test_strict_mode_raises_instead(monkeypatch, when):
     else:
         mask2former_ops.set_strict(True)
     _fault_forward(monkeypatch)
-    with pytest.raises(KernelMismatchError, match="compiled forward kernel on cpu for float32"):
+    with pytest.raises(KernelMismatchError, match="vectorised forward kernel on cpu for float32"):
         _run()
     assert mask2former_ops.kernel_status().checks[-1].result == "mismatch"
 
@@ -173,7 +172,7 @@ def test_perturbation_within_tolerance_is_accepted(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _run()
-    assert _paths()[("float32", "forward")] == "compiled"
+    assert _paths()[("float32", "forward")] == "vectorised"
 
 
 def test_nan_output_is_a_mismatch(monkeypatch):
@@ -193,7 +192,6 @@ def test_a_fault_in_one_branch_only_is_caught(monkeypatch, faulty_channels):
 
 
 def test_vectorised_fault_falls_back_to_the_checked_scalar_layout(monkeypatch):
-    monkeypatch.setitem(self_check.FALLBACK_CHAINS, "cpu", CUDA_CHAIN)
     expected = _run(implementation="pytorch")
     _fault_forward(monkeypatch, when=lambda layout, value: layout == "vectorised")
     with pytest.warns(KernelMismatchWarning, match="the scalar kernel \\(checked\\) instead"):
@@ -209,7 +207,6 @@ def test_vectorised_fault_falls_back_to_the_checked_scalar_layout(monkeypatch):
 
 
 def test_both_layouts_wrong_falls_back_to_pytorch_with_one_warning(monkeypatch):
-    monkeypatch.setitem(self_check.FALLBACK_CHAINS, "cpu", CUDA_CHAIN)
     _fault_backward(monkeypatch, which=1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -234,14 +231,27 @@ def test_kernel_status_reads_and_serialises():
     assert "no compiled kernel used yet" in str(mask2former_ops.kernel_status())
     _run()
     text = str(mask2former_ops.kernel_status())
-    assert "cpu float32 forward compiled: ok" in text and "cpu float32 backward: compiled" in text
+    assert (
+        "cpu float32 forward vectorised: ok" in text and "cpu float32 backward: vectorised" in text
+    )
     data = json.loads(json.dumps(mask2former_ops.kernel_status().to_dict()))
     assert data["paths"][0] == {
         "device": "cpu",
         "dtype": "float32",
         "pass": "backward",
-        "path": "compiled",
+        "path": "vectorised",
     }
+
+
+def _cpu_channel_blocks(channels, lanes):
+    """The channel blocks of the CPU kernels for D = ``channels``: vectors per block (4, 2, 1)
+    and 0 for the channels done one at a time (ms_deform_attn_cpu_kernel.h)."""
+    blocks = set()
+    for vectors in (4, 2, 1):
+        while channels >= vectors * lanes:
+            blocks.add(vectors)
+            channels -= vectors * lanes
+    return blocks | ({0} if channels else set())
 
 
 def test_check_case_covers_the_kernel_branches():
@@ -251,6 +261,11 @@ def test_check_case_covers_the_kernel_branches():
         assert any(d % vector_width == 0 and d // vector_width > 32 for d in channels)
         assert any(d % vector_width == 0 and d // vector_width <= 32 for d in channels)
     assert any(d % 8 != 0 for d in channels) and any(d % 2 != 0 for d in channels)
+    # CPU: 16-byte / AVX2 / AVX-512 vectors of float32 (4, 8, 16) and float64 (2, 4, 8) lanes
+    for lanes in (2, 4, 8, 16):
+        for block in (4, 2, 1, 0):
+            assert any(block in _cpu_channel_blocks(d, lanes) for d in channels), (lanes, block)
+        assert any({0, 1} <= _cpu_channel_blocks(d, lanes) for d in channels), lanes
     assert any(case.value.shape[0] > 1 and case.value.shape[2] > 1 for case in cases)
     assert len({h * w for h, w in LEVEL_SHAPES}) == len(LEVEL_SHAPES) > 1
     xy = torch.cat([case.sampling_locations.reshape(-1, 2) for case in cases])  # (samples, 2)
@@ -292,7 +307,6 @@ def test_torch_export_traces_without_checking_and_checks_at_run_time():
 
 
 def test_check_kernels_checks_every_layout_now(monkeypatch):
-    monkeypatch.setitem(self_check.FALLBACK_CHAINS, "cpu", CUDA_CHAIN)
     records = mask2former_ops.check_kernels("cpu", dtypes=[torch.float32])
     assert [(r.pass_, r.layout, r.result) for r in records] == [
         ("forward", "vectorised", "ok"),

@@ -1,18 +1,41 @@
 // CPU kernels of multi-scale deformable attention (shapes in ../ms_deform_attn.h).
 //
-// Forward: parallel over (n, q); each (n, q, m) accumulates its D channels in the opmath dtype
-// while walking the L * P samples (value rows are D contiguous elements, so the inner loop
-// vectorises). Backward: parallel over (n, m), so every task owns the slice grad_value[n, :, m, :]
-// and needs no atomics.
+// Forward: parallel over (n, q); each (n, q, m) gathers its L * P * 4 bilinear taps, then
+// accumulates its D channels over them in the opmath dtype, a few vectors of channels at a time
+// (value rows are D contiguous elements). Backward: parallel over (n, m), so every task owns the
+// slice grad_value[n, :, m, :] and needs no atomics; that is N * M tasks (8 heads x the batch),
+// plenty for a few threads but it caps the speed-up on many-core machines.
+//
+// The kernel bodies (ms_deform_attn_cpu_kernel.h) are compiled here once per instruction set and
+// chosen at run time, so one build runs on every x86-64 CPU and uses the widest vectors it has:
+//   "avx512"  64-byte vectors, AVX-512 F/BW/VL/DQ + FMA (GCC on x86 only)
+//   "avx2"    32-byte vectors, AVX2 + FMA (GCC on x86 only)
+//   "base"    16-byte vectors of the build's own target (SSE2 on x86-64, NEON on aarch64)
+//   "scalar"  one channel at a time (channels_per_thread=1: the self check's fallback layout)
+// The vectorised layout takes the widest that torch's own CPU dispatch chose
+// (at::get_cpu_capability(): the CPU's features, lowered by ATEN_CPU_CAPABILITY=avx2/default).
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
+#include <ATen/Version.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../bilinear.h"
 #include "../ms_deform_attn.h"
+
+#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
+#define M2F_X86_TARGETS 1
+#else
+#define M2F_X86_TARGETS 0
+#endif
 
 namespace mask2former_ops {
 namespace {
@@ -26,115 +49,156 @@ Sizes sizes_of(const at::Tensor& value, const at::Tensor& sampling_locations) {
           sampling_locations.size(1), sampling_locations.size(3), sampling_locations.size(4)};
 }
 
+// Pointers of one call (the backward's outputs are null in the forward and the reverse).
 template <typename scalar_t, typename acc_t>
-void forward_kernel(const Sizes& sz, const scalar_t* value, const int64_t* shapes,
-                    const int64_t* starts, const acc_t* locations, const acc_t* weights,
-                    scalar_t* output) {
-  const int64_t M = sz.heads, D = sz.channels, L = sz.levels, P = sz.points;
-  const int64_t row = M * D;  // stride between value positions
-  // Small chunks: one (n, q) is M * L * P samples of D channels.
-  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, M * L * P * D));
-  at::parallel_for(0, sz.batch * sz.queries, grain, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> acc(D);
-    BilinearCorners<acc_t> corners;
-    for (int64_t nq = begin; nq < end; ++nq) {
-      const int64_t n = nq / sz.queries;
-      for (int64_t m = 0; m < M; ++m) {
-        std::fill(acc.begin(), acc.end(), static_cast<acc_t>(0));
-        const int64_t sample0 = (nq * M + m) * L * P;  // (n, q, m, 0, 0)
-        for (int64_t l = 0; l < L; ++l) {
-          const int64_t height = shapes[2 * l], width = shapes[2 * l + 1];
-          const scalar_t* level_value = value + (n * sz.num_values + starts[l]) * row + m * D;
-          for (int64_t p = 0; p < P; ++p) {
-            const int64_t sample = sample0 + l * P + p;
-            if (!bilinear_corners(locations[2 * sample], locations[2 * sample + 1], height, width,
-                                  corners)) {
-              continue;
-            }
-            const acc_t attn = weights[sample];
-            for (int c = 0; c < 4; ++c) {
-              if (corners.position[c] < 0) continue;
-              const acc_t coef = attn * corners.weight[c];
-              const scalar_t* v = level_value + corners.position[c] * row;
-              for (int64_t d = 0; d < D; ++d) acc[d] += coef * static_cast<acc_t>(v[d]);
-            }
-          }
-        }
-        scalar_t* out = output + (nq * M + m) * D;
-        for (int64_t d = 0; d < D; ++d) out[d] = static_cast<scalar_t>(acc[d]);
-      }
-    }
-  });
+struct KernelArgs {
+  Sizes sz;
+  const scalar_t* value;
+  const int64_t* shapes;
+  const int64_t* starts;
+  const acc_t* locations;
+  const acc_t* weights;
+  scalar_t* output;
+  const scalar_t* grad_output;
+  acc_t* grad_value;
+  acc_t* grad_locations;
+  acc_t* grad_weights;
+};
+
+namespace scalar_isa {
+constexpr int kVectorBytes = 0;
+#include "ms_deform_attn_cpu_kernel.h"
+}  // namespace scalar_isa
+
+namespace base_isa {
+constexpr int kVectorBytes = 16;
+#include "ms_deform_attn_cpu_kernel.h"
+}  // namespace base_isa
+
+#if M2F_X86_TARGETS
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace avx2_isa {
+constexpr int kVectorBytes = 32;
+#include "ms_deform_attn_cpu_kernel.h"
+}  // namespace avx2_isa
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq")
+namespace avx512_isa {
+constexpr int kVectorBytes = 64;
+#include "ms_deform_attn_cpu_kernel.h"
+}  // namespace avx512_isa
+#pragma GCC pop_options
+#endif
+
+enum class Isa { kScalar, kBase, kAvx2, kAvx512 };
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512:
+      return "avx512";
+    case Isa::kAvx2:
+      return "avx2";
+    case Isa::kBase:
+      return "base";
+    default:
+      return "scalar";
+  }
+}
+
+// The widest instruction set compiled here that torch's CPU dispatch allows (decided once).
+Isa vector_isa() {
+  static const Isa isa = [] {
+#if M2F_X86_TARGETS
+    const std::string capability = at::get_cpu_capability();
+    if (capability == "AVX512") return Isa::kAvx512;
+    if (capability == "AVX2") return Isa::kAvx2;
+#endif
+    return Isa::kBase;
+  }();
+  return isa;
+}
+
+// channels_per_thread as in the CUDA kernels: 0 = the vectorised layout, 1 = one channel at a time.
+Isa isa_for(int64_t channels_per_thread) {
+  TORCH_CHECK(channels_per_thread == 0 || channels_per_thread == 1,
+              "ms_deform_attn: the CPU kernels take channels_per_thread=0 (vectors of channels) "
+              "or 1 (one channel at a time), got ",
+              channels_per_thread);
+  return channels_per_thread == 1 ? Isa::kScalar : vector_isa();
 }
 
 template <typename scalar_t, typename acc_t>
-void backward_kernel(const Sizes& sz, const scalar_t* value, const int64_t* shapes,
-                     const int64_t* starts, const acc_t* locations, const acc_t* weights,
-                     const scalar_t* grad_output, acc_t* grad_value, acc_t* grad_locations,
-                     acc_t* grad_weights) {
-  const int64_t M = sz.heads, D = sz.channels, L = sz.levels, P = sz.points;
-  const int64_t row = M * D;
-  at::parallel_for(0, sz.batch * M, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> grad(D);
-    BilinearCorners<acc_t> corners;
-    for (int64_t nm = begin; nm < end; ++nm) {
-      const int64_t n = nm / M, m = nm % M;
-      for (int64_t q = 0; q < sz.queries; ++q) {
-        const int64_t nqm = (n * sz.queries + q) * M + m;
-        const scalar_t* g_out = grad_output + nqm * D;
-        for (int64_t d = 0; d < D; ++d) grad[d] = static_cast<acc_t>(g_out[d]);
-        for (int64_t l = 0; l < L; ++l) {
-          const int64_t height = shapes[2 * l], width = shapes[2 * l + 1];
-          const int64_t level_offset = (n * sz.num_values + starts[l]) * row + m * D;
-          for (int64_t p = 0; p < P; ++p) {
-            const int64_t sample = nqm * L * P + l * P + p;
-            if (!bilinear_corners(locations[2 * sample], locations[2 * sample + 1], height, width,
-                                  corners)) {
-              continue;
-            }
-            const acc_t attn = weights[sample];
-            acc_t g_weight = 0, g_h = 0, g_w = 0;
-            for (int c = 0; c < 4; ++c) {
-              if (corners.position[c] < 0) continue;
-              const int64_t offset = level_offset + corners.position[c] * row;
-              const scalar_t* v = value + offset;
-              acc_t* g_v = grad_value + offset;
-              const acc_t coef = attn * corners.weight[c];
-              acc_t dot = 0;  // <grad_output, value at this corner>
-              for (int64_t d = 0; d < D; ++d) {
-                dot += grad[d] * static_cast<acc_t>(v[d]);
-                g_v[d] += coef * grad[d];
-              }
-              g_weight += corners.weight[c] * dot;
-              g_h += corners.dweight_dh[c] * dot;
-              g_w += corners.dweight_dw[c] * dot;
-            }
-            grad_weights[sample] = g_weight;
-            // d(pixel w)/dx = W and d(pixel h)/dy = H
-            grad_locations[2 * sample] = attn * g_w * static_cast<acc_t>(width);
-            grad_locations[2 * sample + 1] = attn * g_h * static_cast<acc_t>(height);
-          }
-        }
-      }
-    }
-  });
+using RangeFn = void (*)(const KernelArgs<scalar_t, acc_t>&, int64_t, int64_t);
+
+template <typename scalar_t, typename acc_t>
+RangeFn<scalar_t, acc_t> forward_range_for(Isa isa) {
+  switch (isa) {
+#if M2F_X86_TARGETS
+    case Isa::kAvx512:
+      return &avx512_isa::forward_range<scalar_t, acc_t>;
+    case Isa::kAvx2:
+      return &avx2_isa::forward_range<scalar_t, acc_t>;
+#endif
+    case Isa::kBase:
+      return &base_isa::forward_range<scalar_t, acc_t>;
+    default:
+      return &scalar_isa::forward_range<scalar_t, acc_t>;
+  }
+}
+
+template <typename scalar_t, typename acc_t>
+RangeFn<scalar_t, acc_t> backward_range_for(Isa isa) {
+  switch (isa) {
+#if M2F_X86_TARGETS
+    case Isa::kAvx512:
+      return &avx512_isa::backward_range<scalar_t, acc_t>;
+    case Isa::kAvx2:
+      return &avx2_isa::backward_range<scalar_t, acc_t>;
+#endif
+    case Isa::kBase:
+      return &base_isa::backward_range<scalar_t, acc_t>;
+    default:
+      return &scalar_isa::backward_range<scalar_t, acc_t>;
+  }
 }
 
 }  // namespace
 
+std::string cpu_kernel_isa(int64_t channels_per_thread) {
+  return isa_name(isa_for(channels_per_thread));
+}
+
 at::Tensor ms_deform_attn_forward_cpu(const at::Tensor& value, const at::Tensor& spatial_shapes,
                                       const at::Tensor& level_start_index,
                                       const at::Tensor& sampling_locations,
-                                      const at::Tensor& attention_weights) {
+                                      const at::Tensor& attention_weights,
+                                      int64_t channels_per_thread) {
+  const Isa isa = isa_for(channels_per_thread);
   const Sizes sz = sizes_of(value, sampling_locations);
   at::Tensor output = at::empty({sz.batch, sz.queries, sz.heads * sz.channels}, value.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, value.scalar_type(), "ms_deform_attn_forward_cpu", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        forward_kernel<scalar_t, acc_t>(
-            sz, value.data_ptr<scalar_t>(), spatial_shapes.data_ptr<int64_t>(),
-            level_start_index.data_ptr<int64_t>(), sampling_locations.data_ptr<acc_t>(),
-            attention_weights.data_ptr<acc_t>(), output.data_ptr<scalar_t>());
+        const KernelArgs<scalar_t, acc_t> args{sz,
+                                               value.data_ptr<scalar_t>(),
+                                               spatial_shapes.data_ptr<int64_t>(),
+                                               level_start_index.data_ptr<int64_t>(),
+                                               sampling_locations.data_ptr<acc_t>(),
+                                               attention_weights.data_ptr<acc_t>(),
+                                               output.data_ptr<scalar_t>(),
+                                               nullptr,
+                                               nullptr,
+                                               nullptr,
+                                               nullptr};
+        const RangeFn<scalar_t, acc_t> range = forward_range_for<scalar_t, acc_t>(isa);
+        // Small chunks: one (n, q) is M * L * P * 4 taps of D channels.
+        const int64_t work = sz.heads * sz.levels * sz.points * sz.channels;
+        const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, work));
+        at::parallel_for(0, sz.batch * sz.queries, grain,
+                         [&](int64_t begin, int64_t end) { range(args, begin, end); });
       });
   return output;
 }
@@ -142,7 +206,8 @@ at::Tensor ms_deform_attn_forward_cpu(const at::Tensor& value, const at::Tensor&
 std::vector<at::Tensor> ms_deform_attn_backward_cpu(
     const at::Tensor& value, const at::Tensor& spatial_shapes, const at::Tensor& level_start_index,
     const at::Tensor& sampling_locations, const at::Tensor& attention_weights,
-    const at::Tensor& grad_output) {
+    const at::Tensor& grad_output, int64_t channels_per_thread) {
+  const Isa isa = isa_for(channels_per_thread);
   const Sizes sz = sizes_of(value, sampling_locations);
   // grad_value accumulates in the opmath dtype (float32 for half / bfloat16), cast at the end.
   at::Tensor grad_value = at::zeros(value.sizes(), sampling_locations.options());
@@ -151,12 +216,20 @@ std::vector<at::Tensor> ms_deform_attn_backward_cpu(
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, value.scalar_type(), "ms_deform_attn_backward_cpu", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        backward_kernel<scalar_t, acc_t>(
-            sz, value.data_ptr<scalar_t>(), spatial_shapes.data_ptr<int64_t>(),
-            level_start_index.data_ptr<int64_t>(), sampling_locations.data_ptr<acc_t>(),
-            attention_weights.data_ptr<acc_t>(), grad_output.data_ptr<scalar_t>(),
-            grad_value.data_ptr<acc_t>(), grad_locations.data_ptr<acc_t>(),
-            grad_weights.data_ptr<acc_t>());
+        const KernelArgs<scalar_t, acc_t> args{sz,
+                                               value.data_ptr<scalar_t>(),
+                                               spatial_shapes.data_ptr<int64_t>(),
+                                               level_start_index.data_ptr<int64_t>(),
+                                               sampling_locations.data_ptr<acc_t>(),
+                                               attention_weights.data_ptr<acc_t>(),
+                                               nullptr,
+                                               grad_output.data_ptr<scalar_t>(),
+                                               grad_value.data_ptr<acc_t>(),
+                                               grad_locations.data_ptr<acc_t>(),
+                                               grad_weights.data_ptr<acc_t>()};
+        const RangeFn<scalar_t, acc_t> range = backward_range_for<scalar_t, acc_t>(isa);
+        at::parallel_for(0, sz.batch * sz.heads, 1,
+                         [&](int64_t begin, int64_t end) { range(args, begin, end); });
       });
   return {grad_value.to(value.scalar_type()), grad_locations, grad_weights};
 }
