@@ -154,8 +154,9 @@ def select_implementation(device: torch.device, implementation: str = "auto") ->
 
 
 # channels_per_thread of the compiled kernels on each checked path (0: the widest vector layout
-# the inputs allow, 1: one thread per channel); the CPU kernels have one layout and ignore it.
-CHANNELS_PER_THREAD = {"vectorised": 0, "scalar": 1, "compiled": 0}
+# the inputs allow, 1: one channel at a time), on CUDA (channels per thread) and on the CPU (SIMD
+# vectors of the instruction set torch dispatches to, or scalar loops).
+CHANNELS_PER_THREAD = {"vectorised": 0, "scalar": 1}
 
 
 def _kernel_forward(value, spatial_shapes, level_start_index, locations, weights, layout):
