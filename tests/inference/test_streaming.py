@@ -2,6 +2,7 @@
 per-frame delivery, bounded memory."""
 
 import os
+import time
 
 import cv2
 import numpy as np
@@ -243,18 +244,27 @@ def _scripted(frames_present, labels, perm=None, confidence=8.0):
     return WindowOutput(logits, masks, _EMBEDS[perm], (8, 8), (8, 8))
 
 
-def _run_scripted(windows, policy):
-    """Stream one frame per scripted window; per frame, {track id: (label, score) of its best
-    reported pair}."""
+def _scripted_frames(present_by_frame, labels):
+    """A WindowOutput of W frames: ``present_by_frame[t]`` is the ``frames_present`` of frame t
+    (see :func:`_scripted`)."""
+    outputs = [_scripted(present, labels) for present in present_by_frame]
+    masks = torch.cat([output.pred_masks for output in outputs], dim=1)  # (Q, W, 8, 8)
+    return WindowOutput(outputs[0].pred_logits, masks, outputs[0].pred_embeds, (8, 8), (8, 8))
+
+
+def _run_scripted(windows, policy, window_size=1):
+    """Stream ``window_size`` frames per scripted window; per frame, {track id: (label, score) of
+    its best reported pair}."""
     queue = list(windows)
-    stream = VideoStream(lambda frames: queue.pop(0), 1, policy=policy)
+    stream = VideoStream(lambda frames: queue.pop(0), window_size, policy=policy)
     frames = []
-    for _ in windows:
-        (result,) = stream.push(torch.zeros(3, 8, 8))
-        best = {}  # track id -> (label, score) of its best pair in the frame
-        for instance in result.instances:  # by decreasing score
-            best.setdefault(instance.track_id, (instance.label, instance.score))
-        frames.append(best)
+    for _ in range(len(windows) * window_size):
+        for result in stream.push(torch.zeros(3, 8, 8)):
+            best = {}  # track id -> (label, score) of its best pair in the frame
+            for instance in result.instances:  # by decreasing score
+                best.setdefault(instance.track_id, (instance.label, instance.score))
+            frames.append(best)
+    assert len(frames) == len(windows) * window_size
     return frames, stream
 
 
@@ -347,6 +357,95 @@ def test_frame_top_k_is_over_present_tracks():
     present = [False, False, True, True, True]
     frames, _ = _run_scripted([_scripted(present, labels)], StreamPolicy(topk=2))
     assert set(frames[0]) <= {2, 3, 4} and len(frames[0]) == 2
+
+
+def _first_class_prob(confidence):
+    """Probability of class 0 for a scripted query with logit ``confidence`` for it."""
+    return torch.softmax(torch.tensor([confidence] + [0.0] * NUM_CLASSES), 0)[0].item()
+
+
+def test_running_score_of_a_never_active_track_averages_all_its_windows():
+    """A track absent from every window so far (reported with ``report_empty_masks``) scores the
+    average over all its windows."""
+    labels = [0, -1, -1, -1, -1]
+    absent = [False] * NUM_QUERIES
+    windows = [_scripted(absent, labels, confidence=c) for c in (1.0, 3.0, 2.0)]
+    policy = StreamPolicy(score_threshold=0.0, confirm_windows=0, report_empty_masks=True)
+    frames, stream = _run_scripted(windows, policy)
+    probs = [_first_class_prob(c) for c in (1.0, 3.0, 2.0)]
+    assert [f[0] for f in frames] == [
+        (0, pytest.approx(probs[0])),
+        (0, pytest.approx((probs[0] + probs[1]) / 2)),
+        (0, pytest.approx(sum(probs) / 3)),
+    ]
+    assert stream.track_scores()[0, 0].item() == pytest.approx(sum(probs) / 3)
+
+
+def test_a_slot_without_a_track_has_zero_scores_and_its_next_track_starts_afresh():
+    """Slot 0's track ends; while the slot stays free (its query inactive), its scores stay 0
+    however confident its query is; the next object in the slot gets a new id and a score from
+    its own window only."""
+    labels = [0, 1, -1, -1, -1]
+    windows = [
+        _scripted([True, True, False, False, False], labels),
+        _scripted([False, True, False, False, False], labels),  # slot 0's track ends here
+        _scripted([False, True, False, False, False], labels),  # slot 0 free
+    ]
+    policy = StreamPolicy(max_absent_frames=1, score_threshold=0.0)
+    frames, stream = _run_scripted(windows, policy)
+    assert [set(f) for f in frames] == [{0, 1}, {1}, {1}]
+    assert stream.track_ids[:2] == [-1, 1]
+    scores = stream.track_scores()
+    assert scores[0].tolist() == [0.0] * NUM_CLASSES
+    assert scores[1, 1].item() == pytest.approx(_first_class_prob(8.0))
+    back = _scripted([True, True, False, False, False], [2, 1, -1, -1, -1], confidence=1.0)
+    frames, stream = _run_scripted(windows + [back], policy)
+    assert frames[3][NUM_QUERIES] == (2, pytest.approx(_first_class_prob(1.0)))
+    assert stream.track_ids[:2] == [NUM_QUERIES, 1]
+
+
+def test_absence_is_counted_from_the_last_present_frame_of_a_window():
+    """Windows of 2 frames, an object present in one frame of each: absent for 1 trailing frame
+    after the first window, 0 after the second; with ``max_absent_frames=2`` it keeps its id."""
+    labels = [0, -1, -1, -1, -1]
+    off = [False] * NUM_QUERIES
+    on = [True] + off[1:]
+    windows = [_scripted_frames(frames, labels) for frames in ([on, off], [off, on], [on, on])]
+    frames, stream = _run_scripted(windows, StreamPolicy(max_absent_frames=2), window_size=2)
+    assert [set(f) for f in frames] == [{0}, set(), set(), {0}, {0}, {0}]
+    assert stream.track_ids[0] == 0
+
+
+def test_score_equal_to_the_threshold_is_reported():
+    labels = [0, -1, -1, -1, -1]
+    window = _scripted([True] + [False] * 4, labels, confidence=1.0)
+    (frame,), _ = _run_scripted([window], StreamPolicy(score_threshold=0.0))
+    score = frame[0][1]
+    assert score == pytest.approx(_first_class_prob(1.0))
+    (frame,), _ = _run_scripted([window], StreamPolicy(score_threshold=score))
+    assert frame == {0: (0, score)}
+    (frame,), _ = _run_scripted([window], StreamPolicy(score_threshold=np.nextafter(score, 1.0)))
+    assert frame == {}
+
+
+def test_latency_is_the_time_from_push_to_result():
+    """The clock is not injectable: each frame's push is bracketed by clock readings, and its
+    latency must lie between the bounds they give (the window's result is made during the last
+    push)."""
+    labels = [0, -1, -1, -1, -1]
+    present = [True] + [False] * 4
+    window = _scripted_frames([present] * 3, labels)
+    stream = VideoStream(lambda frames: window, 3)
+    results, brackets = [], []
+    for _ in range(3):
+        before = time.perf_counter()
+        results += stream.push(torch.zeros(3, 8, 8))
+        brackets.append((before, time.perf_counter()))
+    last_before, last_after = brackets[-1]
+    assert len(results) == 3
+    for result, (before, after) in zip(results, brackets):
+        assert last_before - after <= result.latency <= last_after - before
+    assert results[0].latency >= results[1].latency >= results[2].latency >= 0
 
 
 # --- a video file, frame by frame, 1,000 frames ----------------------------------------------

@@ -346,7 +346,8 @@ class VideoStream:
         return [] if self._track_ids is None else self._track_ids.tolist()
 
     def track_scores(self) -> torch.Tensor:
-        """(Q, K) running class scores of the slots' current tracks (see the module docstring)."""
+        """(Q, K) running class scores of the slots' current tracks (see the module docstring);
+        zeros for a slot without a track."""
         if self._track_ids is None:
             raise RuntimeError("VideoStream: no window has been processed yet")
         return average_track_scores(
@@ -384,6 +385,8 @@ class VideoStream:
         for slot in born.nonzero()[:, 0].tolist():
             self._track_ids[slot] = self._next_id
             self._next_id += 1
+        # 1.0 where the slot has a track. A bool mask would give the same sums (bool * bool is
+        # a logical and, float += bool adds 0 / 1): dropping .float() is an equivalent mutant.
         has_track = (self._track_ids >= 0).float()  # (Q,)
         self._prob_sum_all += linked.probs * has_track[:, None]
         self._prob_sum_active += linked.probs * (has_track * active)[:, None]
@@ -393,6 +396,8 @@ class VideoStream:
         # added to the count so far when the track is absent from the whole window.
         num_frames = linked.num_frames
         frame_index = torch.arange(1, num_frames + 1)
+        # Absent frames count as 0, below every 1-based index, so the maximum is the last present
+        # frame; any filler <= 1 gives the same (rows with no present frame are not used).
         last_present = torch.where(linked.present, frame_index, 0).amax(dim=1)  # (Q,) 1-based
         self._absent_frames = torch.where(
             active, num_frames - last_present, self._absent_frames + num_frames
@@ -412,7 +417,7 @@ class VideoStream:
                 StreamInstance(
                     track_id=int(self._track_ids[slot]),
                     label=int(label),
-                    score=float(score),
+                    score=float(score),  # already a float (.tolist()): float() states the type
                     rle=linked.rles[slot][f],
                 )
                 for score, label, slot in zip(top_scores.tolist(), labels.tolist(), slots.tolist())
@@ -470,6 +475,7 @@ def collect_video_result(frame_results: Iterable[FrameResult]) -> Dict[str, obje
             scores[key] = instance.score
     if image_size is None:
         raise ValueError("collect_video_result: the stream gave no frame")
+    # The RLE of one empty frame (encoding more and taking the first would give the same).
     empty = encode_masks(torch.zeros((1, *image_size), dtype=torch.bool))[0]
     keys = sorted(scores, key=lambda k: -scores[k])  # stable: insertion order breaks ties
     return {
