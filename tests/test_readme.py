@@ -10,7 +10,10 @@ command, fails :func:`test_every_readme_command_has_a_rule`, so a new command ca
 test and a wrong path or flag fails CI.
 
 Running the commands needs detectron2 (training, evaluation, the demo); without it only the
-coverage test runs. Cost: about 3 minutes on 2 CPU cores (README, "Install and CI").
+coverage test runs, plus the commands of "Train on your own videos" that need no detectron2
+(the example, the conversion, the inspector, the split, the visualiser): that section runs as its
+own test (``-k own_data``), the rest of README in README order. Cost: about 3 minutes on 2 CPU
+cores (README, "Install and CI").
 """
 
 import os
@@ -37,6 +40,11 @@ QUICK_TRAINING = "SOLVER.MAX_ITER 4 SOLVER.CHECKPOINT_PERIOD 4"
 QUICK_OUTPUT = "output/quick_schedules/R18_synthetic"
 VPS_OUTPUT = "output/quick_schedules/R18_vps_synthetic"
 VSS_OUTPUT = "output/quick_schedules/R18_vss_synthetic"
+# "Train on your own videos": a section of its own, run by its own test.
+OWN_DATA_SECTION = "Train on your own videos"
+OWN_DATA_OUTPUT = "output/own_data"
+# Appended to the example's generator: 8 videos of 4 frames (the split still has both sides).
+OWN_DATA_EXAMPLE = "--videos 8 --frames 4"
 
 
 @dataclass(frozen=True)
@@ -48,12 +56,15 @@ class Rule:
         skip (str): why it is not run here ("" = it runs).
         append (str): appended to the command (sizes, iterations), as a user would.
         creates (tuple[str]): files the command must have written (relative to the folder).
+        detectron2 (bool): whether the command needs detectron2 (read for the own-data section,
+            whose other commands also run without it).
     """
 
     pattern: str
     skip: str = ""
     append: str = ""
     creates: Tuple[str, ...] = ()
+    detectron2: bool = True
 
 
 RULES: List[Rule] = [
@@ -80,6 +91,47 @@ RULES: List[Rule] = [
         r"^python demo_video/demo\.py .*--input datasets/ytvis_synthetic/valid/JPEGImages/"
         r"video_00001 --output output/demo\.mp4",
         creates=("output/demo.mp4", "output/demo_results.json"),
+    ),
+    # --- train on your own videos (the example export, converted, split, trained) ---
+    Rule(
+        r"^python datasets/prepare_own_data_example\.py --out datasets/own_example$",
+        append=OWN_DATA_EXAMPLE,
+        creates=("datasets/own_example/classes.csv",),
+        detectron2=False,
+    ),
+    Rule(
+        r"^python tools/convert_to_ytvis\.py png-masks --frames datasets/own_example/JPEGImages ",
+        creates=("datasets/own_ytvis/annotations.json",),
+        detectron2=False,
+    ),
+    Rule(
+        r"^python tools/inspect_dataset\.py datasets/own_ytvis/annotations\.json ", detectron2=False
+    ),
+    Rule(
+        r"^python tools/split_ytvis\.py datasets/own_ytvis/annotations\.json ",
+        creates=("datasets/own_ytvis/train.json", "datasets/own_ytvis/val.json"),
+        detectron2=False,
+    ),
+    Rule(
+        r"^python tools/visualize_data\.py --source annotation --json datasets/own_ytvis/val\.json",
+        detectron2=False,
+    ),
+    Rule(
+        r"^python train_net_video\.py .*--dataset own_train datasets/own_ytvis/train\.json ",
+        append=QUICK_TRAINING,
+        creates=(
+            f"{OWN_DATA_OUTPUT}/model_final.pth",
+            f"{OWN_DATA_OUTPUT}/inference/own_val/results.json",
+        ),
+    ),
+    Rule(
+        rf"--eval-only .*MODEL\.WEIGHTS {OWN_DATA_OUTPUT}/model_final\.pth$",
+        creates=(f"{OWN_DATA_OUTPUT}/inference/own_val/results.json",),
+    ),
+    Rule(
+        r"^python demo_video/demo\.py .*--input datasets/own_ytvis/JPEGImages/\S+ "
+        r"--output output/own_demo\.mp4",
+        creates=("output/own_demo.mp4", "output/own_demo.json"),
     ),
     # --- real datasets, GPUs ---
     Rule(r"--num-gpus 8", skip="8 GPUs and a downloaded dataset (YouTube-VIS / OVIS / COCO)"),
@@ -164,11 +216,17 @@ RULES: List[Rule] = [
 ]
 
 
-def readme_commands(path: str = README) -> List[str]:
-    """The commands of the ```bash blocks of ``path``, in order: continuation lines joined,
-    comment lines dropped."""
+def readme_commands(path: str = README, section: Optional[str] = None) -> List[str]:
+    """The commands of the ```bash blocks of ``path`` (of its ``## <section>`` only, when given),
+    in order: continuation lines joined, comment lines dropped."""
     with open(path, encoding="utf-8") as f:
         text = f.read()
+    if section is not None:
+        found = re.search(
+            rf"^## {re.escape(section)}\n(.*?)(?=^## |\Z)", text, flags=re.MULTILINE | re.DOTALL
+        )
+        assert found, f"{path} has no section '## {section}'"
+        text = found.group(1)
     commands = []
     for block in re.findall(r"^```bash\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL):
         pending = ""
@@ -209,6 +267,12 @@ def test_parser_joins_continuations_and_drops_comments(tmp_path):
         "```python\nprint(1)\n```\n"
     )
     assert readme_commands(str(readme)) == ["python a.py --x 1  # trailing", "ls"]
+    readme.write_text(
+        "## A\n```bash\nls a\n```\n## B b\n```bash\nls b\n```\n"
+        "### sub\n```bash\nls c\n```\n## C\n```bash\nls d\n```\n"
+    )
+    assert readme_commands(str(readme), section="B b") == ["ls b", "ls c"]
+    assert readme_commands(str(readme), section="C") == ["ls d"]
 
 
 def _workdir(tmp_path) -> str:
@@ -238,15 +302,15 @@ def _run(command: str, folder: str, env: dict) -> None:
     )
 
 
-@pytest.mark.skipif(not HAS_DETECTRON2, reason="the README's commands need detectron2")
-def test_readme_commands_run_as_written(tmp_path):
-    folder = _workdir(tmp_path)
+def _run_commands(commands: List[str], folder: str, detectron2: bool = True) -> List[str]:
+    """Run ``commands`` as their rules say, in order, in ``folder`` (those that need detectron2
+    only when ``detectron2``); returns those that ran."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("DETECTRON2_DATASETS", None)
     ran = []
-    for command in readme_commands():
+    for command in commands:
         rule = rule_for(command)
-        if rule is None or rule.skip:
+        if rule is None or rule.skip or (rule.detectron2 and not detectron2):
             continue
         export = re.match(r"export (\w+)=(\S+)", command)
         if export:
@@ -258,4 +322,20 @@ def test_readme_commands_run_as_written(tmp_path):
         missing = [p for p in rule.creates if not os.path.isfile(os.path.join(folder, p))]
         assert not missing, f"{command} did not write {missing}"
         ran.append(command)
+    return ran
+
+
+@pytest.mark.skipif(not HAS_DETECTRON2, reason="the README's commands need detectron2")
+def test_readme_commands_run_as_written(tmp_path):
+    own_data = set(readme_commands(section=OWN_DATA_SECTION))
+    commands = [c for c in readme_commands() if c not in own_data]
+    ran = _run_commands(commands, _workdir(tmp_path))
     assert len(ran) >= 8, ran
+
+
+def test_own_data_commands_run_as_written(tmp_path):
+    """README's "Train on your own videos" from the generated export to the demo; without
+    detectron2, up to the training (the example, conversion, inspection, split, visualisation)."""
+    commands = readme_commands(section=OWN_DATA_SECTION)
+    ran = _run_commands(commands, _workdir(tmp_path), detectron2=HAS_DETECTRON2)
+    assert len(ran) == (8 if HAS_DETECTRON2 else 5), ran

@@ -5,14 +5,17 @@
     python tools/visualize_data.py --source annotation --json JSON --image-root DIR \\
         --output OUT [--videos ID ...] [--mp4]
     # the training clips of a config, after sampling and augmentation (detectron2's loader,
-    # pseudo-videos from images included for joint-training configs)
+    # pseudo-videos from images included for joint-training configs: clip_<k>_image_<id>)
     python tools/visualize_data.py --source dataloader --config-file CFG --output OUT \\
         [--num-clips N] [--mp4] [KEY VALUE ...]
 
 Each video (clip) goes to ``OUT/<video>/`` as PNG frames, or to ``OUT/<video>.mp4`` with
 ``--mp4``; every track keeps one colour through its video, the demo's colour of its index
-(``video_mask2former/visualization/ground_truth.py``), labelled ``<category> #<id>``. The output
-folder is checked before anything is read; a bad input ends with one ``error:`` line, exit 2.
+(``video_mask2former/visualization/ground_truth.py``), labelled ``<category> #<id>``. A
+pseudo-video's frames (one image under a crop and resize per frame) differ in size: in an
+``.mp4`` they are padded with black below and to the right to the largest of them, as the model's
+batch padding does. The output folder is checked before anything is read; a bad input ends with
+one ``error:`` line, exit 2.
 """
 
 import argparse
@@ -23,7 +26,7 @@ import sys
 from video_mask2former.data.frames import CorruptFrameError
 from video_mask2former.data.ytvis import YTVISFormatError, load_ytvis_dataset
 from video_mask2former.visualization import FrameWriter, check_frame_folder
-from video_mask2former.visualization.ground_truth import draw_clip, draw_record
+from video_mask2former.visualization.ground_truth import draw_clip, draw_record, pad_frames
 
 # Frame rate of the .mp4 outputs.
 MP4_FPS = 5.0
@@ -116,10 +119,29 @@ def _dataloader(args: argparse.Namespace) -> list:
     clips = (clip for batch in loader for clip in batch)
     for k, clip in enumerate(itertools.islice(clips, args.num_clips)):
         frames = draw_clip(clip, class_names, cfg.INPUT.FORMAT)
-        names = [f"{t:02d}_frame{i:05d}.png" for t, i in enumerate(clip.get("frame_idx", []))]
-        name = f"clip_{k:03d}_video_{clip.get('video_id', 'image')}"
-        written.append(_write(frames, args.output, name, args.mp4, names or None))
+        if args.mp4:  # a pseudo-video's frames differ in size; a video file needs one size
+            frames = pad_frames(frames)
+        name, frame_names = _clip_names(clip, k)
+        written.append(_write(frames, args.output, name, args.mp4, frame_names))
     return written
+
+
+def _is_pseudo_video(clip: dict) -> bool:
+    """Whether a mapped clip was made from one image (joint training): the pseudo-video mapper
+    repeats the image's file name and numbers the frames 0..T-1."""
+    files, idx = clip.get("file_names", []), clip.get("frame_idx", [])
+    return len(files) > 1 and len(set(files)) == 1 and list(idx) == list(range(len(files)))
+
+
+def _clip_names(clip: dict, k: int) -> tuple:
+    """(output name, PNG names) of the k-th clip: ``clip_<k>_video_<id>`` with frames
+    ``<t>_frame<index in the video>.png``, or ``clip_<k>_image_<id>`` with frames
+    ``<t>_pseudo.png`` for a pseudo-video."""
+    if _is_pseudo_video(clip):
+        names = [f"{t:02d}_pseudo.png" for t in range(len(clip["image"]))]
+        return f"clip_{k:03d}_image_{clip.get('video_id')}", names
+    names = [f"{t:02d}_frame{i:05d}.png" for t, i in enumerate(clip.get("frame_idx", []))]
+    return f"clip_{k:03d}_video_{clip.get('video_id')}", names or None
 
 
 def main(argv=None) -> int:

@@ -4,6 +4,10 @@ Shapes: T frames, N instances (tracks), H x W the frame size; frames are (H, W, 
 Colours are the demo's (:func:`~.draw.track_color`): the n-th track of a video (annotation ids in
 increasing order; for a mapped clip, its instance slots) has ``track_color(n)`` in every frame.
 Labels are ``"<category> #<annotation id>"``; crowd annotations are drawn, labelled ``crowd``.
+
+A pseudo-video clip made from one image (joint training) has frames of different sizes, each the
+image under its own crop and resize; :func:`pad_frames` brings them to one size (a video file
+needs one), as the model's batch padding does: zeros below and to the right.
 """
 
 from typing import Iterator, List, Sequence
@@ -14,7 +18,7 @@ from ..data.frames import read_frame
 from ..data.ytvis import decode_segmentation
 from .draw import draw_instances, track_color
 
-__all__ = ["draw_clip", "draw_record"]
+__all__ = ["draw_clip", "draw_record", "pad_frames"]
 
 
 def _name(class_names: Sequence[str], label: int) -> str:
@@ -88,4 +92,25 @@ def draw_clip(
         colors = [track_color(n) for n in present]
         labels = [f"{_name(class_names, int(inst.gt_classes[n]))} #{ids[n]}" for n in present]
         out.append(draw_instances(frame, masks, colors, labels))
+    return out
+
+
+def pad_frames(frames: Sequence[np.ndarray]) -> List[np.ndarray]:
+    """The frames padded with black below and to the right to the largest height and width
+    among them (frames of that size are returned as they are).
+
+    Args:
+        frames (sequence of ndarray): T (H_t, W_t, 3) uint8 frames.
+
+    Returns:
+        list of ndarray: T (H, W, 3) uint8 frames, H = max H_t, W = max W_t.
+    """
+    if not frames:
+        return []
+    height = max(f.shape[0] for f in frames)
+    width = max(f.shape[1] for f in frames)
+    out = []
+    for frame in frames:
+        pad = ((0, height - frame.shape[0]), (0, width - frame.shape[1]), (0, 0))
+        out.append(np.pad(frame, pad) if any(p[1] for p in pad) else frame)
     return out
