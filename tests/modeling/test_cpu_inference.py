@@ -203,3 +203,13 @@ def test_compile_option_compiles_the_network_once_for_inference(monkeypatch):
     model.train()
     model.predict(torch.randn(2, 3, 32, 32), 2, keep_aux=False)  # training: not compiled
     assert len(compiled) == 1
+
+
+def test_inference_options_pass_through_the_builder():
+    from video_mask2former.modeling.build import build_video_maskformer
+
+    with torch.device("meta"):
+        model = build_video_maskformer(
+            "R50", allow_slow_low_precision=True, compile_network=True, channels_last=False
+        )
+    assert model.allow_slow_low_precision and model.compile_network and not model.channels_last
