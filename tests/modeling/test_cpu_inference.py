@@ -213,3 +213,19 @@ def test_inference_options_pass_through_the_builder():
             "R50", allow_slow_low_precision=True, compile_network=True, channels_last=False
         )
     assert model.allow_slow_low_precision and model.compile_network and not model.channels_last
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_mask_features_are_laid_out_once_for_every_layer(channels_last):
+    """The mask heads multiply a view: (B, C_m, T*h*w) of the features laid out once."""
+    from video_mask2former.modeling.transformer_decoder import _frames_as_matrix, _matrix_friendly
+
+    x = torch.randn(2 * 3, 4, 5, 6)  # (B*T, C_m, h, w)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    videos = x.view(2, 3, 4, 5, 6)
+    laid_out = _matrix_friendly(videos)
+    assert (laid_out.data_ptr() == videos.data_ptr()) == channels_last  # a copy only if needed
+    matrix = _frames_as_matrix(laid_out)
+    assert matrix.data_ptr() == laid_out.data_ptr()  # a view: no copy per layer
+    assert torch.equal(matrix, videos.transpose(1, 2).reshape(2, 4, 3 * 5 * 6))

@@ -71,7 +71,7 @@ def _matrix_friendly(mask_features: torch.Tensor) -> torch.Tensor:
     mask heads of every layer multiply it without a copy of their own."""
     stride = mask_features.stride()
     _, _, _, h, w = mask_features.shape
-    if stride[2] == h * stride[3] and stride[3] == w * stride[4]:  # (T, h, w) merge in (B, C, ...)
+    if stride[1] == h * stride[3] and stride[3] == w * stride[4]:  # (T, h, w) merge into one
         return mask_features
     return mask_features.transpose(1, 2).contiguous().transpose(1, 2)
 
