@@ -72,6 +72,7 @@ from video_mask2former.data.coco_images import ImageDatasetFormatError
 from video_mask2former.data.frames import FrameSourceError
 from video_mask2former.data.vps import VideoSegFormatError
 from video_mask2former.data.ytvis import YTVISFormatError
+from video_mask2former.precision import inference_autocast as precision_autocast
 
 logger = logging.getLogger("video_mask2former")
 
@@ -97,10 +98,11 @@ FILE_LOG = "video_mask2former.run"
 
 
 def inference_autocast(cfg):
-    """Mixed precision for evaluation: on CUDA when ``SOLVER.AMP.ENABLED`` (as official)."""
-    if cfg.SOLVER.AMP.ENABLED and torch.device(cfg.MODEL.DEVICE).type == "cuda":
-        return torch.autocast("cuda")
-    return contextlib.nullcontext()
+    """The precision of evaluation, ``MODEL.INFERENCE_PRECISION`` ("auto": float16 on CUDA when
+    ``SOLVER.AMP.ENABLED``, as official; else float32): see ``video_mask2former.precision``."""
+    return precision_autocast(
+        cfg.MODEL.INFERENCE_PRECISION, cfg.MODEL.DEVICE, amp_enabled=cfg.SOLVER.AMP.ENABLED
+    )
 
 
 class Trainer(DefaultTrainer):
@@ -143,6 +145,7 @@ class Trainer(DefaultTrainer):
     def build_model(cls, cfg):
         """The model; its structure goes to log.txt only (DefaultTrainer prints it on screen)."""
         model = build_model(cfg)
+        model.compile_network = cfg.MODEL.COMPILE  # at inference only (the eval-only test)
         num_params = sum(p.numel() for p in model.parameters())
         logger.info(f"Model: {type(model).__name__}, {num_params / 1e6:.2f} M parameters")
         logging.getLogger(FILE_LOG).info(f"Model:\n{model}")

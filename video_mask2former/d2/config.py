@@ -6,8 +6,9 @@ from detectron2.config import CfgNode, get_cfg
 
 from ..config import add_maskformer2_config, add_maskformer2_video_config
 from ..data.mixing import check_ratios
+from ..precision import PrecisionError, check_precision
 
-__all__ = ["ConfigError", "check_video_config", "get_video_cfg"]
+__all__ = ["ConfigError", "add_inference_config", "check_video_config", "get_video_cfg"]
 
 
 class ConfigError(ValueError):
@@ -25,11 +26,24 @@ def get_video_cfg(config_file: Optional[str] = None, opts: Sequence = ()) -> Cfg
     cfg = get_cfg()
     add_maskformer2_config(cfg)
     add_maskformer2_video_config(cfg)
+    add_inference_config(cfg)
     if config_file is not None:
         _merge(cfg.merge_from_file, config_file, f"config file {config_file}")
     _merge(cfg.merge_from_list, list(opts), "command-line options")
     check_video_config(cfg)
     return cfg
+
+
+def add_inference_config(cfg: CfgNode) -> None:
+    """Add the keys of how evaluation (``--eval-only``) and the demo run the network."""
+    # Precision of evaluation and the demo (video_mask2former.precision): "fp32"; "bf16" / "fp16"
+    # (autocast on MODEL.DEVICE; on a CPU without bf16 / fp16 arithmetic, e.g. AVX2-only, the
+    # model warns and runs fp32); "auto": fp16 on CUDA when SOLVER.AMP.ENABLED, else fp32. fp32 is
+    # the CPU default: low precision changes the results slightly, and few CPUs run it fast.
+    cfg.MODEL.INFERENCE_PRECISION = "auto"
+    # Run the network through torch.compile at inference (compiled on the first video, again
+    # for a new frame size); off by default: compiling takes minutes and pays only on long runs.
+    cfg.MODEL.COMPILE = False
 
 
 def _merge(merge, source, what: str) -> None:
@@ -44,7 +58,8 @@ def _merge(merge, source, what: str) -> None:
 def check_video_config(cfg: CfgNode) -> None:
     """Check the keys whose values yacs cannot check by type alone (before any data is loaded):
     ``DATASETS.DATASET_RATIO`` (empty, or one number >= 0 per ``DATASETS.TRAIN`` entry) and
-    ``SOLVER.CHECKPOINT_MAX_TO_KEEP`` (>= 0).
+    ``SOLVER.CHECKPOINT_MAX_TO_KEEP`` (>= 0), ``MODEL.INFERENCE_PRECISION`` (one of
+    ``video_mask2former.precision.PRECISIONS``).
 
     The categories of the datasets are checked against ``MODEL.SEM_SEG_HEAD.NUM_CLASSES`` when
     the data is built (:func:`video_mask2former.d2.datasets.check_dataset_classes`).
@@ -59,6 +74,10 @@ def check_video_config(cfg: CfgNode) -> None:
             )
         except ValueError as e:
             raise ConfigError(str(e)) from None
+    try:
+        check_precision(cfg.MODEL.INFERENCE_PRECISION, key="MODEL.INFERENCE_PRECISION")
+    except PrecisionError as e:
+        raise ConfigError(str(e)) from None
     if cfg.SOLVER.CHECKPOINT_MAX_TO_KEEP < 0:
         raise ConfigError(
             f"SOLVER.CHECKPOINT_MAX_TO_KEEP must be >= 0 (0 keeps every periodic checkpoint), got "

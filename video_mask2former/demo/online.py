@@ -28,8 +28,9 @@ stream dropped before its announced end (a truncated file, a lost connection: th
 the input and both frame counts) or on an error, with a message saying what happened.
 """
 
+import contextlib
 import logging
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 
 from tqdm import tqdm
@@ -124,18 +125,36 @@ def _open_outputs(args, predictor, names, fps, categories, video_id):
     )
 
 
+def _each_step_within(context: Callable, iterator: Iterable) -> Iterator:
+    """The items of ``iterator``, each computed inside a fresh ``context()`` (the predictor's
+    precision), which is left before the item is handed on (so writing runs outside it)."""
+    iterator = iter(iterator)
+    while True:
+        with context():
+            item = next(iterator, _END)
+        if item is _END:
+            return
+        yield item
+
+
+_END = object()
+
+
 def _results(predictor, source, cfg, args):
-    """The stream of the run and its (frame, result) pairs."""
+    """The stream of the run and its (frame, result) pairs, computed in the predictor's
+    ``precision_context`` (the config's ``MODEL.INFERENCE_PRECISION``)."""
     window_size = max(1, cfg.MODEL.MASK_FORMER.TEST.WINDOW_SIZE)
+    context = getattr(predictor, "precision_context", contextlib.nullcontext)
     if segmentation_task_of(predictor) is not None:
         stream = predictor.stream(window_size, policy=None)
         frames = FrameMemory(source)
-        return stream, ((frames.take(r.index), r) for r in stream.run(frames))
+        results = _each_step_within(context, stream.run(frames))
+        return stream, ((frames.take(r.index), r) for r in results)
     policy = StreamPolicy(
         topk=cfg.MODEL.MASK_FORMER.TEST.TOPK, score_threshold=args.confidence_threshold
     )
     stream = predictor.stream(window_size, policy=policy)
-    return stream, ((r.frame, r) for r in stream.run(source))
+    return stream, ((r.frame, r) for r in _each_step_within(context, stream.run(source)))
 
 
 def run_online(

@@ -17,6 +17,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from ..data.frame_checks import as_chw_tensor, check_video_frames, frame_size
 from .postprocess import video_inference
@@ -51,7 +52,8 @@ def network_outputs(
         ``pred_embeds`` (B, Q, C) [, ``aux_outputs``]), the padded size (Hp, Wp) and the B*T
         un-padded sizes.
     """
-    images, sizes, num_frames = model.preprocess(batched_inputs)
+    with record_function("preprocess"):
+        images, sizes, num_frames = model.preprocess(batched_inputs)
     outputs = model.predict(images, num_frames, keep_aux=keep_aux)
     return outputs, tuple(images.shape[-2:]), sizes
 
@@ -159,6 +161,12 @@ def infer_video(model: nn.Module, batched_inputs: List[Dict]) -> Dict[str, objec
     outputs, padded_size, sizes = network_outputs(
         model, [{"image": [as_chw_tensor(f) for f in checked]}]
     )
+    with record_function("postprocess"):
+        return _postprocess_video(model, video, task, outputs, padded_size, sizes)
+
+
+def _postprocess_video(model, video, task, outputs, padded_size, sizes) -> Dict[str, object]:
+    """The whole-video result of the network's ``outputs`` (see :func:`infer_video`)."""
     if task is not None:
         output_size = _output_size(video, sizes[0])
         results = iter_video_segmentation(

@@ -32,6 +32,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch.nn import functional as F
 
+from ..precision import float32_island
 from .postprocess import DEFAULT_CHUNK_SIZE, resize_mask_logits
 
 __all__ = [
@@ -86,7 +87,8 @@ def video_semantic_inference(
     sem_seg = torch.empty((num_frames, *output_size), dtype=torch.int64, device=output_device)
     for frames in _frame_chunks(num_frames, chunk_size):
         masks = resize_mask_logits(pred_masks[:, frames], padded_size, image_size, output_size)
-        scores = torch.einsum("qk,qthw->kthw", classes, masks.sigmoid())  # (K, t, H, W)
+        with float32_island(masks.device):  # also under the caller's autocast
+            scores = torch.einsum("qk,qthw->kthw", classes, masks.sigmoid())  # (K, t, H, W)
         sem_seg[frames] = scores.argmax(0).to(output_device)
     return {"image_size": tuple(output_size), "sem_seg": sem_seg}
 

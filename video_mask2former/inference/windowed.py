@@ -47,6 +47,7 @@ from scipy.optimize import linear_sum_assignment
 from torch.nn import functional as F
 
 from ..data.frame_checks import check_video_frames
+from ..precision import float32_island
 from ..structures import RLEVideoMask, encode_masks
 from .postprocess import DEFAULT_TOPK, MASK_LOGIT_THRESHOLD, resize_mask_logits, topk_pairs
 
@@ -110,7 +111,8 @@ def match_embeddings(previous: torch.Tensor, current: torch.Tensor) -> torch.Ten
         Tensor: (Q,) int64 ``order`` such that ``current[order[j]]`` continues track ``j``
         (maximum total cosine similarity).
     """
-    similarity = F.normalize(previous.float(), dim=-1) @ F.normalize(current.float(), dim=-1).T
+    with float32_island(current.device):  # also under the caller's autocast
+        similarity = F.normalize(previous.float(), dim=-1) @ F.normalize(current.float(), dim=-1).T
     rows, cols = linear_sum_assignment(similarity.cpu().numpy(), maximize=True)
     order = torch.empty(len(rows), dtype=torch.long)
     order[torch.as_tensor(rows)] = torch.as_tensor(cols, dtype=torch.long)

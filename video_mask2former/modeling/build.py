@@ -162,6 +162,9 @@ def build_video_maskformer(
     window_size: int = 0,
     freeze_at: int = 0,
     drop_path_rate: float = 0.3,
+    channels_last: bool = True,
+    allow_slow_low_precision: bool = False,
+    compile_network: bool = False,
 ) -> VideoMaskFormer:
     """An official YouTube-VIS 2019 Video Mask2Former.
 
@@ -189,6 +192,10 @@ def build_video_maskformer(
             videos (MODEL.MASK_FORMER.TEST.WINDOW_SIZE).
         freeze_at (int): MODEL.BACKBONE.FREEZE_AT (0).
         drop_path_rate (float): MODEL.SWIN.DROP_PATH_RATE (0.3).
+        channels_last, allow_slow_low_precision, compile_network (bool): how inference runs
+            (see :class:`VideoMaskFormer`): channels-last frames on the CPU (True), low
+            precision on a CPU that emulates it (False: float32 with a warning), ``torch.compile``
+            of the network (False).
 
     Returns:
         VideoMaskFormer
@@ -251,4 +258,7 @@ def build_video_maskformer(
         test_topk=test_topk,
         inference_chunk_size=inference_chunk_size,
         window_size=window_size,
+        channels_last=channels_last,
+        allow_slow_low_precision=allow_slow_low_precision,
+        compile_network=compile_network,
     )

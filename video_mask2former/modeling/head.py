@@ -10,6 +10,7 @@ from typing import Dict
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 
 class MaskFormerHead(nn.Module):
@@ -47,5 +48,7 @@ class MaskFormerHead(nn.Module):
         Returns:
             dict: ``pred_logits`` (B, Q, K+1), ``pred_masks`` (B, Q, T, h, w) [, ``aux_outputs``].
         """
-        mask_features, _, multi_scale_features = self.pixel_decoder.forward_features(features)
-        return self.predictor(multi_scale_features, mask_features, num_frames, keep_aux)
+        with record_function("pixel_decoder"):
+            mask_features, _, multi_scale_features = self.pixel_decoder.forward_features(features)
+        with record_function("transformer_decoder"):
+            return self.predictor(multi_scale_features, mask_features, num_frames, keep_aux)

@@ -13,11 +13,13 @@ Key names follow detectron2 (``Conv2d`` keeps its normalisation as the ``.norm``
 the official checkpoints load unchanged.
 """
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from ..precision import cpu_autocast_dtype
 
 # detectron2's default epsilon of FrozenBatchNorm2d.
 FROZEN_BN_EPS = 1e-5
@@ -25,11 +27,39 @@ FROZEN_BN_EPS = 1e-5
 GROUP_NORM_GROUPS = 32
 
 
+def _is_compiling() -> bool:
+    """Whether ``torch.compile`` / ``torch.export`` is tracing (False on torch < 2.3)."""
+    compiler = getattr(torch, "compiler", None)
+    return bool(getattr(compiler, "is_compiling", lambda: False)())
+
+
+def _cpu_inference(x: torch.Tensor) -> bool:
+    """Whether ``x`` is a CPU tensor of eager inference: no autograd, and not traced by an
+    exporter or the compiler (those see the module as written and do their own folding)."""
+    return (
+        x.device.type == "cpu"
+        and not torch.is_grad_enabled()
+        and not torch.jit.is_tracing()
+        and not _is_compiling()
+        and not torch.onnx.is_in_onnx_export()
+    )
+
+
 class Conv2d(nn.Conv2d):
     """``nn.Conv2d`` followed by an optional normalisation and activation.
 
     The normalisation is the ``norm`` submodule, so its parameters appear as
     ``<conv>.norm.weight`` etc. in the state_dict, like detectron2's wrapper.
+
+    **CPU inference.** In eval mode without autograd (``torch.no_grad`` / ``inference_mode``) on
+    the CPU, the convolution runs with an inference copy of its weights, made once and kept
+    until a weight, the device, the dtype or the autocast dtype changes: a
+    :class:`FrozenBatchNorm2d` ``norm`` folded into the weight and bias (``W * s``,
+    ``(b - mean) * s + beta``, ``s = gamma / sqrt(var + eps)``: equal to conv-then-norm within
+    float32 rounding), in the channels-last layout that oneDNN's convolutions run fastest in, and
+    already in the autocast dtype. The copy is a plain attribute, not part of the state_dict;
+    it costs the memory of the weights once more. Training, autograd and other devices use the
+    module as written.
 
     Args:
         *args: positional arguments of ``nn.Conv2d``.
@@ -48,15 +78,55 @@ class Conv2d(nn.Conv2d):
         super().__init__(*args, **kwargs)
         self.norm = norm
         self.activation = activation
+        self._inference_weights = None  # (key, weight, bias, norm folded): see the class doc
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C_in, H, W) -> (N, C_out, H', W')."""
-        x = super().forward(x)
-        if self.norm is not None:
-            x = self.norm(x)
+        if _cpu_inference(x) and not self.training:
+            weight, bias, folded = self.inference_weights()
+            x = self._conv_forward(x, weight, bias)
+            if self.norm is not None and not folded:
+                x = self.norm(x)
+        else:
+            x = super().forward(x)
+            if self.norm is not None:
+                x = self.norm(x)
         if self.activation is not None:
             x = self.activation(x)
         return x
+
+    def train(self, mode: bool = True) -> "Conv2d":
+        self._inference_weights = None  # training changes the weights: drop the inference copy
+        return super().train(mode)
+
+    def inference_weights(self) -> Tuple[torch.Tensor, Optional[torch.Tensor], bool]:
+        """The CPU inference copy of (weight, bias) and whether ``norm`` is folded into it
+        (made on first use, re-made when a weight, device, dtype or autocast dtype changes)."""
+        autocast_dtype = cpu_autocast_dtype()
+        tensors = [self.weight, self.bias]
+        if isinstance(self.norm, FrozenBatchNorm2d):
+            norm = self.norm
+            tensors += [norm.weight, norm.bias, norm.running_mean, norm.running_var]
+        key = (autocast_dtype,) + tuple(
+            None if t is None else (t.data_ptr(), t._version, t.dtype) for t in tensors
+        )
+        if self._inference_weights is None or self._inference_weights[0] != key:
+            weight, bias, folded = self._make_inference_weights(autocast_dtype)
+            self._inference_weights = (key, weight, bias, folded)
+        return self._inference_weights[1:]
+
+    def _make_inference_weights(self, dtype: Optional[torch.dtype]):
+        weight, bias = self.weight.detach(), None if self.bias is None else self.bias.detach()
+        folded = isinstance(self.norm, FrozenBatchNorm2d)
+        if folded:
+            norm = self.norm
+            scale = norm.weight * (norm.running_var + norm.eps).rsqrt()  # (C_out,)
+            shift = norm.bias - norm.running_mean * scale
+            weight = weight * scale.view(-1, 1, 1, 1).to(weight.dtype)
+            bias = shift if bias is None else bias * scale + shift
+        if dtype is not None and weight.is_floating_point():
+            weight, bias = weight.to(dtype), None if bias is None else bias.to(dtype)
+        return weight.contiguous(memory_format=torch.channels_last), bias, folded
 
 
 class FrozenBatchNorm2d(nn.Module):
@@ -281,8 +351,15 @@ class _ResidualAttentionLayer(nn.Module):
         else:
             key, value = _with_pos(memory, pos), memory
         attention = getattr(self, self._attention_name)
+        # need_weights=False: the averaged attention map is not used, and without it PyTorch
+        # runs its fused attention instead of materialising the (B*heads, Q, S) scores.
         out = attention(
-            query, key, value=value, attn_mask=attn_mask, key_padding_mask=key_padding_mask
+            query,
+            key,
+            value=value,
+            attn_mask=attn_mask,
+            key_padding_mask=key_padding_mask,
+            need_weights=False,
         )[0]
         tgt = tgt + self.dropout(out)
         return tgt if self.normalize_before else self.norm(tgt)

@@ -32,6 +32,13 @@ INPUT_PROJ_GROUPS = 32
 NUM_DECODER_LEVELS = 3
 
 
+def _tokens(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, h, w) -> (N, h*w, C), a view of a contiguous or a channels-last map."""
+    if x.is_contiguous():
+        return x.flatten(2).transpose(1, 2)
+    return x.permute(0, 2, 3, 1).flatten(1, 2)
+
+
 class MSDeformAttnEncoderLayer(nn.Module):
     """Deformable self-attention over all levels followed by a feed-forward block (post-norm).
 
@@ -223,8 +230,8 @@ class MSDeformAttnTransformerEncoderOnly(nn.Module):
         src_flatten, pos_flatten, shapes = [], [], []
         for level, (src, pos) in enumerate(zip(srcs, pos_embeds)):
             shapes.append(tuple(src.shape[-2:]))
-            src_flatten.append(src.flatten(2).transpose(1, 2))  # (N, h*w, C)
-            pos = pos.flatten(2).transpose(1, 2) + self.level_embed[level].view(1, 1, -1)
+            src_flatten.append(_tokens(src))  # (N, h*w, C)
+            pos = _tokens(pos) + self.level_embed[level].view(1, 1, -1)
             pos_flatten.append(pos)
         src_flatten = torch.cat(src_flatten, 1)  # (N, S, C)
         pos_flatten = torch.cat(pos_flatten, 1)  # (N, S, C)
@@ -377,10 +384,10 @@ class MSDeformAttnPixelDecoder(nn.Module):
             srcs.append(self.input_proj[index](x))
             pos.append(self.pe_layer(x))
         memory, _, _ = self.transformer(srcs, pos)
-        n = memory.shape[0]
         shapes = [tuple(src.shape[-2:]) for src in srcs]  # Python ints: no device sync
+        # (N, C, h_l, w_l) views of the memory (channels-last strides, no copy).
         out = [
-            level.transpose(1, 2).reshape(n, -1, h, w)  # (N, C, h_l, w_l)
+            level.unflatten(1, (h, w)).permute(0, 3, 1, 2)
             for level, (h, w) in zip(torch.split(memory, [h * w for h, w in shapes], dim=1), shapes)
         ]
         for index, name in enumerate(self.in_features[: self.num_fpn_levels][::-1]):

@@ -53,9 +53,27 @@ def videos_to_frames(x: torch.Tensor) -> torch.Tensor:
 
 
 def _flatten_video_level(x: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """(B*T, C, h, w) -> (T*h*w, B, C): the keys of a video, frame-major."""
-    x = frames_to_videos(x.flatten(2), num_frames)  # (B, T, C, h*w)
-    return x.permute(1, 3, 0, 2).flatten(0, 1)
+    """(B*T, C, h, w) -> (T*h*w, B, C): the keys of a video, frame-major (a view, no copy, of a
+    channels-last input of one video)."""
+    x = frames_to_videos(x, num_frames)  # (B, T, C, h, w)
+    return x.permute(1, 3, 4, 0, 2).flatten(0, 2)
+
+
+def _frames_as_matrix(mask_features: torch.Tensor) -> torch.Tensor:
+    """(B, T, C_m, h, w) -> (B, C_m, T*h*w), a view when the memory allows it (see
+    :func:`_matrix_friendly`), else a copy."""
+    return mask_features.transpose(1, 2).flatten(2)
+
+
+def _matrix_friendly(mask_features: torch.Tensor) -> torch.Tensor:
+    """``mask_features`` (B, T, C_m, h, w), in a memory layout where :func:`_frames_as_matrix` is
+    a view: as it is when it already is (a channels-last input), else copied once, so that the
+    mask heads of every layer multiply it without a copy of their own."""
+    stride = mask_features.stride()
+    _, _, _, h, w = mask_features.shape
+    if stride[1] == h * stride[3] and stride[3] == w * stride[4]:  # (T, h, w) merge into one
+        return mask_features
+    return mask_features.transpose(1, 2).contiguous().transpose(1, 2)
 
 
 class VideoMultiScaleMaskedTransformerDecoder(nn.Module):
@@ -156,7 +174,8 @@ class VideoMultiScaleMaskedTransformerDecoder(nn.Module):
                 f"{type(self).__name__}: expected {self.num_feature_levels} feature levels, "
                 f"got {len(x)}"
             )
-        mask_features = frames_to_videos(mask_features, num_frames)  # (B, T, C_m, h, w)
+        # (B, T, C_m, h, w), laid out so that the heads multiply it as a (B, C_m, T*h*w) matrix.
+        mask_features = _matrix_friendly(frames_to_videos(mask_features, num_frames))
         batch = mask_features.shape[0]
         src, pos, sizes = [], [], []
         for level in range(self.num_feature_levels):
@@ -231,10 +250,13 @@ class VideoMultiScaleMaskedTransformerDecoder(nn.Module):
         decoder_output = self.decoder_norm(output).transpose(0, 1)  # (B, Q, C)
         outputs_class = self.class_embed(decoder_output)
         mask_embed = self.mask_embed(decoder_output)  # (B, Q, C_m)
-        outputs_mask = torch.einsum("bqc,btchw->bqthw", mask_embed, mask_features)
+        b, t, _, h, w = mask_features.shape
+        # (B, Q, C_m) x (B, C_m, T*h*w): one batched product, no copy of either operand.
+        outputs_mask = torch.bmm(mask_embed, _frames_as_matrix(mask_features))
+        outputs_mask = outputs_mask.view(b, -1, t, h, w)  # (B, Q, T, h, w)
         if not need_attn_mask:
             return outputs_class, outputs_mask, None
-        b, q, t = outputs_mask.shape[:3]
+        q = outputs_mask.shape[1]
         attn_mask = F.interpolate(
             outputs_mask.flatten(0, 1),  # (B*Q, T, h, w): frames as channels
             size=attn_mask_target_size,

@@ -27,12 +27,14 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from ..inference.modes import infer_video, predict_window, run_windowed, window_predictor
 from ..inference.postprocess import DEFAULT_CHUNK_SIZE, DEFAULT_TOPK
 from ..inference.streaming import StreamPolicy, VideoStream
 from ..inference.segment_windows import SegmentationStream, SegmentationTask
 from ..inference.windowed import WindowOutput, check_window_size
+from ..precision import slow_precision_fallback
 
 
 def pad_images(
@@ -87,6 +89,15 @@ class VideoMaskFormer(nn.Module):
         segmentation_task (SegmentationTask, optional): None (default) returns video instances
             (the paper); a panoptic or semantic task returns one id map per frame instead (see
             :mod:`video_mask2former.inference.segmentation`), whole or windowed alike.
+        channels_last (bool): at CPU inference (eval mode, no autograd), feed the network
+            channels-last frames, so that the convolutions of the backbone and the pixel decoder
+            run in oneDNN's fastest layout (see :class:`~.layers.Conv2d`); the outputs are the
+            same within float32 rounding. Training, autograd and GPUs are unaffected.
+        allow_slow_low_precision (bool): under CPU autocast to a dtype this CPU has no
+            arithmetic for (bfloat16 without AVX512-BF16 / AMX), run it anyway (slowly) instead
+            of warning and running float32 (see :mod:`video_mask2former.precision`).
+        compile_network (bool): run the network (backbone and head) through ``torch.compile`` at
+            inference, compiled on the first call (and again for a new input size).
     """
 
     def __init__(
@@ -104,6 +115,9 @@ class VideoMaskFormer(nn.Module):
         inference_chunk_size: Optional[int] = DEFAULT_CHUNK_SIZE,
         window_size: int = 0,
         segmentation_task: Optional[SegmentationTask] = None,
+        channels_last: bool = True,
+        allow_slow_low_precision: bool = False,
+        compile_network: bool = False,
     ):
         super().__init__()
         self.backbone = backbone
@@ -125,6 +139,10 @@ class VideoMaskFormer(nn.Module):
                 f"{type(segmentation_task).__name__}"
             )
         self.segmentation_task = segmentation_task
+        self.channels_last = channels_last
+        self.allow_slow_low_precision = allow_slow_low_precision
+        self.compile_network = compile_network
+        self._compiled_network = None  # torch.compile(self._network), made on first use
 
     @property
     def device(self) -> torch.device:
@@ -167,7 +185,20 @@ class VideoMaskFormer(nn.Module):
             dict: ``pred_logits`` (B, Q, K+1), ``pred_masks`` (B, Q, T, Hp/4, Wp/4)
             [, ``aux_outputs``].
         """
-        features = self.backbone(images)
+        with slow_precision_fallback(images.device.type, self.allow_slow_low_precision):
+            if self.training or torch.is_grad_enabled():
+                return self._network(images, num_frames, keep_aux)
+            if self.channels_last and images.device.type == "cpu":
+                images = images.contiguous(memory_format=torch.channels_last)
+            if not self.compile_network:
+                return self._network(images, num_frames, keep_aux)
+            if self._compiled_network is None:
+                self._compiled_network = torch.compile(self._network)
+            return self._compiled_network(images, num_frames, keep_aux)
+
+    def _network(self, images: torch.Tensor, num_frames: int, keep_aux: bool) -> Dict[str, object]:
+        with record_function("backbone"):
+            features = self.backbone(images)
         return self.sem_seg_head(features, num_frames, keep_aux)
 
     def forward(self, batched_inputs: List[Dict]):

@@ -72,6 +72,7 @@ from ...demo.segmentation import (
 )
 from ...demo.wording import plural
 from ...evaluation import video_predictions_to_results, write_results_json
+from ...precision import PRECISIONS
 from ...visualization import (
     FrameWriter,
     VideoVisualizer,
@@ -204,6 +205,14 @@ def get_parser() -> argparse.ArgumentParser:
         "PyTorch, offline or --online; MODEL.WEIGHTS is then unused",
     )
     parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="numerical precision of the network (MODEL.INFERENCE_PRECISION; default: the "
+        "config's, 'auto': fp16 on CUDA with SOLVER.AMP.ENABLED, else fp32). bf16 on a CPU "
+        "without bf16 arithmetic (AVX512-BF16 / AMX) warns and runs fp32",
+    )
+    parser.add_argument(
         "--categories",
         type=str,
         default=None,
@@ -229,6 +238,8 @@ def setup_cfg(args):
         cfg.MODEL.MASK_FORMER.TEST.WINDOW_SIZE = args.window_size
     if args.allow_partial_weights:
         cfg.MODEL.ALLOW_PARTIAL_WEIGHTS = True
+    if args.precision is not None:
+        cfg.MODEL.INFERENCE_PRECISION = args.precision
     cfg.freeze()
     return cfg
 

@@ -10,6 +10,7 @@ import torch
 from ...demo.segmentation import frames_of_result
 from ...export import OnnxWindowPredictor
 from ...inference import VideoStream, windowed_inference
+from ...precision import inference_autocast
 from ...inference.segment_windows import (
     FrameSegmentation,
     SegmentationStream,
@@ -80,6 +81,7 @@ class VideoPredictor:
                 )
             self.onnx = None
             self.model = build_inference_model(self.cfg)
+            self.model.compile_network = self.cfg.MODEL.COMPILE
             self.segmentation_task = self.model.segmentation_task
         self.augmentations = build_clip_augmentation_from_cfg(cfg, is_train=False)
         self.input_format = cfg.INPUT.FORMAT
@@ -90,12 +92,21 @@ class VideoPredictor:
         if self.onnx is not None:
             self.onnx.check_frame_size(self._to_tensor(np.zeros((*size, 3), np.uint8)).shape[1:])
 
+    def precision_context(self):
+        """The context the network runs in: ``MODEL.INFERENCE_PRECISION`` on the model's device
+        (see :mod:`video_mask2former.precision`); the online loop enters it around each step."""
+        return self._autocast()
+
     def _autocast(self):
+        """``MODEL.INFERENCE_PRECISION`` on the model's device (see video_mask2former.precision);
+        nothing for an ONNX model (onnxruntime runs it as exported)."""
         if self.model is None:
             return contextlib.nullcontext()
-        if self.cfg.SOLVER.AMP.ENABLED and self.model.device.type == "cuda":
-            return torch.autocast("cuda")
-        return contextlib.nullcontext()
+        return inference_autocast(
+            self.cfg.MODEL.INFERENCE_PRECISION,
+            self.model.device,
+            amp_enabled=self.cfg.SOLVER.AMP.ENABLED,
+        )
 
     def _to_tensor(self, frame: np.ndarray) -> torch.Tensor:
         """One (H, W, 3) RGB frame resized like the test loader, as a (3, h, w) tensor."""
