@@ -145,7 +145,6 @@ class Trainer(DefaultTrainer):
     def build_model(cls, cfg):
         """The model; its structure goes to log.txt only (DefaultTrainer prints it on screen)."""
         model = build_model(cfg)
-        model.compile_network = cfg.MODEL.COMPILE  # at inference only (the eval-only test)
         num_params = sum(p.numel() for p in model.parameters())
         logger.info(f"Model: {type(model).__name__}, {num_params / 1e6:.2f} M parameters")
         logging.getLogger(FILE_LOG).info(f"Model:\n{model}")

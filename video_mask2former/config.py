@@ -237,6 +237,14 @@ def add_maskformer2_video_config(cfg):
     # Frames whose masks are upsampled to the output size at a time (bounds peak memory);
     # 0 upsamples all frames at once.
     cfg.MODEL.MASK_FORMER.TEST.CHUNK_SIZE = 8
+    # Precision of evaluation and the demo (video_mask2former.precision): "fp32"; "bf16" / "fp16"
+    # (autocast on MODEL.DEVICE; on a CPU without bf16 / fp16 arithmetic, e.g. AVX2-only, the
+    # model warns and runs fp32); "auto": fp16 on CUDA when SOLVER.AMP.ENABLED, else fp32. fp32 is
+    # the CPU default: low precision changes the results slightly, and few CPUs run it fast.
+    cfg.MODEL.INFERENCE_PRECISION = "auto"
+    # Run the network through torch.compile at inference (compiled on the first video, again
+    # for a new frame size); off by default: compiling takes minutes and pays only on long runs.
+    cfg.MODEL.COMPILE = False
 
     if "TEST" not in cfg:
         cfg.TEST = _new_node(cfg)

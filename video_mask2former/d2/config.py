@@ -8,7 +8,7 @@ from ..config import add_maskformer2_config, add_maskformer2_video_config
 from ..data.mixing import check_ratios
 from ..precision import PrecisionError, check_precision
 
-__all__ = ["ConfigError", "add_inference_config", "check_video_config", "get_video_cfg"]
+__all__ = ["ConfigError", "check_video_config", "get_video_cfg"]
 
 
 class ConfigError(ValueError):
@@ -26,24 +26,11 @@ def get_video_cfg(config_file: Optional[str] = None, opts: Sequence = ()) -> Cfg
     cfg = get_cfg()
     add_maskformer2_config(cfg)
     add_maskformer2_video_config(cfg)
-    add_inference_config(cfg)
     if config_file is not None:
         _merge(cfg.merge_from_file, config_file, f"config file {config_file}")
     _merge(cfg.merge_from_list, list(opts), "command-line options")
     check_video_config(cfg)
     return cfg
-
-
-def add_inference_config(cfg: CfgNode) -> None:
-    """Add the keys of how evaluation (``--eval-only``) and the demo run the network."""
-    # Precision of evaluation and the demo (video_mask2former.precision): "fp32"; "bf16" / "fp16"
-    # (autocast on MODEL.DEVICE; on a CPU without bf16 / fp16 arithmetic, e.g. AVX2-only, the
-    # model warns and runs fp32); "auto": fp16 on CUDA when SOLVER.AMP.ENABLED, else fp32. fp32 is
-    # the CPU default: low precision changes the results slightly, and few CPUs run it fast.
-    cfg.MODEL.INFERENCE_PRECISION = "auto"
-    # Run the network through torch.compile at inference (compiled on the first video, again
-    # for a new frame size); off by default: compiling takes minutes and pays only on long runs.
-    cfg.MODEL.COMPILE = False
 
 
 def _merge(merge, source, what: str) -> None:

@@ -228,6 +228,7 @@ class VideoMaskFormer(core_video_maskformer.VideoMaskFormer):
             "inference_chunk_size": test.CHUNK_SIZE or None,  # 0: all frames at once
             "window_size": test.WINDOW_SIZE,  # 0: the whole video in one pass
             "segmentation_task": build_segmentation_task(cfg),  # None: video instances
+            "compile_network": cfg.MODEL.COMPILE,  # at inference only
         }
 
 

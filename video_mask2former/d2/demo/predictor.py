@@ -81,7 +81,6 @@ class VideoPredictor:
                 )
             self.onnx = None
             self.model = build_inference_model(self.cfg)
-            self.model.compile_network = self.cfg.MODEL.COMPILE
             self.segmentation_task = self.model.segmentation_task
         self.augmentations = build_clip_augmentation_from_cfg(cfg, is_train=False)
         self.input_format = cfg.INPUT.FORMAT
