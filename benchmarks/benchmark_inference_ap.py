@@ -52,6 +52,7 @@ class Recorder:
         return lambda frames: next(outputs)
 
 
+@torch.no_grad()  # as users run inference (the model's fast CPU path needs it)
 def predictions_of_video(model, tensors, size, window_sizes, topk) -> Dict[str, dict]:
     """Every mode's prediction for one video (see the module docstring)."""
     predictions = {}
@@ -119,8 +120,7 @@ def run(args) -> None:
             resized, _ = augmentation(list(frames), np.random.default_rng(0))
             tensors = [torch.as_tensor(np.ascontiguousarray(f.transpose(2, 0, 1))) for f in resized]
             size = (video["height"], video["width"])
-            with torch.no_grad():
-                modes = predictions_of_video(model, tensors, size, args.window_sizes, topk)
+            modes = predictions_of_video(model, tensors, size, args.window_sizes, topk)
             for mode, prediction in modes.items():
                 results.setdefault(mode, []).extend(
                     video_predictions_to_results(

@@ -326,9 +326,7 @@ def junit_counts(path: str) -> Dict:
 
 
 def stage_tests(args, log) -> Dict:
-    return run_pytest(
-        args, log, "tests", ["tests/ops", "tests/modeling", "tests/checkpoint"]
-    )
+    return run_pytest(args, log, "tests", ["tests/ops", "tests/modeling", "tests/checkpoint"])
 
 
 def stage_sanitizer(args, log) -> Dict:

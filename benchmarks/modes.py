@@ -3,12 +3,14 @@
 A mode is a precision (autocast dtype) and whether the network is compiled:
 
 - ``fp32``: as built; ``bf16`` / ``fp16``: called under ``torch.autocast``;
-- ``compiled`` / ``compiled-bf16``: ``torch.compile`` (in place, ``nn.Module.compile``) of the
-  network parts reachable from a ``VideoMaskFormer``, ``backbone`` and ``sem_seg_head`` (the
+- ``compiled`` / ``compiled-bf16``: the library's ``compile_network`` switch (``MODEL.COMPILE``:
+  ``torch.compile`` of the network, backbone and head, on the first call at inference; the
   deformable-attention custom op stays one node), then called as ``fp32`` / ``bf16``.
 
-:func:`apply_mode` is the only code that knows how a mode is set up, so that it can follow the
-library's own switch when there is one.
+:func:`apply_mode` is the only code that knows how a mode is set up. The low-precision modes use
+the library's switch, PyTorch's autocast; the benchmarks skip them on a CPU that emulates the
+dtype (see ``benchmarks.hardware``) unless forced, and a forced mode opts the model in to the slow
+path (``allow_slow_low_precision``), which it would otherwise replace by float32.
 """
 
 import contextlib
@@ -22,8 +24,6 @@ MODES = {
     "compiled": ("none", True),
     "compiled-bf16": ("bf16", True),
 }
-# The network parts of a VideoMaskFormer that the compiled modes compile.
-COMPILED_PARTS = ("backbone", "sem_seg_head")
 # Former autocast names accepted where a mode is expected.
 AMP_ALIASES = {"none": "fp32"}
 
@@ -52,8 +52,8 @@ def is_compiled_mode(mode: str) -> bool:
 def apply_mode(model, mode: str, device) -> Callable[[], ContextManager]:
     """Set ``model`` up for ``mode`` and return the context to call it in.
 
-    Compiled modes compile :data:`COMPILED_PARTS` of ``model`` in place (the compilation itself
-    happens on the first call: keep it out of timings with a warm-up call).
+    Compiled modes set ``model.compile_network`` (the compilation itself happens on the first
+    call: keep it out of timings with a warm-up call).
 
     Args:
         model (nn.Module): a VideoMaskFormer, weights loaded, on ``device``.
@@ -66,9 +66,8 @@ def apply_mode(model, mode: str, device) -> Callable[[], ContextManager]:
     from benchmarks.common import autocast
 
     amp, compiled = MODES[mode_name(mode)]
-    if compiled:
-        for part in COMPILED_PARTS:
-            getattr(model, part).compile()
+    model.compile_network = compiled
     if amp == "none":
         return contextlib.nullcontext
+    model.allow_slow_low_precision = True  # the caller decided to run it (skipped when slow)
     return lambda: autocast(device, amp)
