@@ -38,7 +38,6 @@ import detectron2.utils.comm as comm
 import torch
 import torch.multiprocessing as mp
 from detectron2.data import (
-    DatasetCatalog,
     MetadataCatalog,
     build_detection_test_loader,
     build_detection_train_loader,
@@ -59,7 +58,7 @@ from video_mask2former.d2.datasets import (
     check_dataset_classes,
     get_video_dataset_dicts,
     prepare_synthetic_datasets,
-    register_ytvis_instances,
+    register_user_datasets,
 )
 from video_mask2former.d2.distributed import device_aware_ddp
 from video_mask2former.d2.evaluator import YTVISEvaluator
@@ -341,17 +340,7 @@ def argument_parser():
 
 def register_command_line_datasets(args) -> None:
     """Register the ``--dataset`` entries (in every process: each runs ``main``)."""
-    for name, json_file, image_root in getattr(args, "dataset", None) or []:
-        if name in DatasetCatalog.list():
-            raise ConfigError(
-                f"--dataset {name}: a dataset of that name is already registered (a built-in "
-                f"split or an earlier --dataset); choose another name."
-            )
-        if not os.path.isfile(json_file):
-            raise FileNotFoundError(f"--dataset {name}: annotation file {json_file} not found.")
-        if not os.path.isdir(image_root):
-            raise FileNotFoundError(f"--dataset {name}: frame folder {image_root} not found.")
-        register_ytvis_instances(name, {}, json_file, image_root)
+    register_user_datasets(getattr(args, "dataset", None) or [])
 
 
 def main(args):

@@ -42,6 +42,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--config-file", type=str, help="config (--source dataloader)")
     parser.add_argument(
+        "--dataset",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("NAME", "JSON", "IMAGE_ROOT"),
+        help="register a YouTube-VIS-format dataset under NAME, as train_net_video.py does, to "
+        "name in DATASETS.TRAIN (--source dataloader); repeatable",
+    )
+    parser.add_argument(
         "--num-clips", type=int, default=4, help="clips to draw (--source dataloader)"
     )
     parser.add_argument("--output", type=str, required=True, help="output folder")
@@ -97,10 +106,15 @@ def _dataloader(args: argparse.Namespace) -> list:
 
     import video_mask2former.d2  # noqa: F401 (registers the built-in datasets)
     from video_mask2former.d2.config import get_video_cfg
-    from video_mask2former.d2.datasets import get_video_dataset_dicts, prepare_synthetic_datasets
+    from video_mask2former.d2.datasets import (
+        get_video_dataset_dicts,
+        prepare_synthetic_datasets,
+        register_user_datasets,
+    )
     from video_mask2former.d2.joint import build_joint_train_loader, uses_joint_loader
     from video_mask2former.d2.mapper import build_video_mapper
 
+    register_user_datasets(args.dataset)
     cfg = get_video_cfg(args.config_file, args.opts)
     cfg.DATALOADER.NUM_WORKERS = 0
     cfg.SOLVER.IMS_PER_BATCH = 1

@@ -75,3 +75,37 @@ def test_pseudo_video_clips_drawn_as_mp4(tmp_path, image_set):
             count += 1
         capture.release()
         assert count == 2  # INPUT.SAMPLING_FRAME_NUM
+
+
+def test_own_dataset_given_by_dataset_option_drawn_through_the_loader(tmp_path, capsys):
+    """--dataset NAME JSON IMAGE_ROOT registers a user's YouTube-VIS file for the run (as
+    train_net_video.py does), so its training clips can be drawn without code; a taken name is
+    refused with the option named."""
+    from video_mask2former.data.synthetic import write_synthetic_ytvis
+
+    from tests.d2.helpers import CONFIG_DIR
+    from tests.tools.scripts import load_tool
+
+    image_root, json_file = write_synthetic_ytvis(
+        str(tmp_path / "own"),
+        num_train_videos=2,
+        num_val_videos=1,
+        num_frames=4,
+        height=48,
+        width=64,
+    )["train"]
+    name = f"own_{uuid.uuid4().hex[:8]}"
+    config = os.path.join(
+        CONFIG_DIR, "quick_schedules", "video_maskformer2_R18_synthetic_smoke.yaml"
+    )
+    argv = ["--source", "dataloader", "--config-file", config, "--output", str(tmp_path / "out"),
+            "--num-clips", "2", "--dataset", name, str(json_file), str(image_root),
+            "DATASETS.TRAIN", f"('{name}',)"]  # fmt: skip
+    assert load_tool("visualize_data").main(argv) == 0
+    clips = sorted((tmp_path / "out").iterdir())
+    assert len(clips) == 2 and all(len(list(c.iterdir())) == 2 for c in clips)  # 2 frames each
+
+    assert load_tool("visualize_data").main(argv) != 0  # one error line, no traceback
+    assert f"--dataset {name}: a dataset of that name is already registered" in (
+        capsys.readouterr().err
+    )

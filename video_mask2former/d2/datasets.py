@@ -48,6 +48,7 @@ __all__ = [
     "register_all_builtin",
     "register_all_builtin_video_seg",
     "register_vps_video",
+    "register_user_datasets",
     "register_vss_video",
     "register_ytvis_instances",
 ]
@@ -115,6 +116,34 @@ def register_ytvis_instances(name: str, metadata: dict, json_file: str, image_ro
     MetadataCatalog.get(name).set(
         json_file=json_file, image_root=image_root, evaluator_type=EVALUATOR_TYPE, **metadata
     )
+
+
+def register_user_datasets(entries: Sequence[Sequence[str]], option: str = "--dataset") -> None:
+    """Register YouTube-VIS-format files given on a command line (``train_net_video.py`` and
+    ``tools/visualize_data.py`` take ``--dataset NAME JSON IMAGE_ROOT``, repeatable), their
+    categories taken from the JSON (see :func:`register_ytvis_instances`).
+
+    Args:
+        entries: (name, json_file, image_root) triples.
+        option (str): the option's name, for the messages.
+
+    Raises:
+        ConfigError: a name that is already registered (a built-in split or an earlier entry).
+        FileNotFoundError: an annotation file or frame folder that does not exist.
+    """
+    from .config import ConfigError
+
+    for name, json_file, image_root in entries:
+        if name in DatasetCatalog.list():
+            raise ConfigError(
+                f"{option} {name}: a dataset of that name is already registered (a built-in "
+                f"split or an earlier {option}); choose another name."
+            )
+        if not os.path.isfile(json_file):
+            raise FileNotFoundError(f"{option} {name}: annotation file {json_file} not found.")
+        if not os.path.isdir(image_root):
+            raise FileNotFoundError(f"{option} {name}: frame folder {image_root} not found.")
+        register_ytvis_instances(name, {}, json_file, image_root)
 
 
 def register_all_builtin(root: Optional[str] = None) -> None:
