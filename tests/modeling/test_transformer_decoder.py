@@ -114,3 +114,37 @@ def test_cross_attention_respects_mask(pre_norm):
     changed[3:] += 10
     assert torch.allclose(layer(tgt, memory, mask), layer(tgt, changed, mask), atol=1e-6)
     assert not torch.allclose(layer(tgt, memory), layer(tgt, changed))
+
+
+@pytest.mark.parametrize("size", [(2, 3), (5, 7), (16, 18)])
+def test_attention_mask_from_resized_features_equals_resized_masks(size):
+    """Between layers at inference the attention mask comes from mask features resized to the
+    level's size: the same mask as resizing the full-size mask logits (bilinear resizing is linear
+    and per channel), except where a logit is within float rounding of the threshold."""
+    from video_mask2former.modeling.transformer_decoder import _resized_frames_matrix
+
+    decoder = _decoder()
+    g = torch.Generator().manual_seed(1)
+    output = torch.randn(Q, B, C, generator=g)
+    mask_features = torch.randn(B, T, C, 16, 18, generator=g)
+    _, full_masks, expected = decoder.forward_prediction_heads(output, mask_features, size)
+    got = decoder._attention_mask_only(output, _resized_frames_matrix(mask_features, size))
+    assert got.shape == expected.shape == (B * decoder.num_heads, Q, T * size[0] * size[1])
+    logits = torch.nn.functional.interpolate(
+        full_masks.flatten(0, 1), size=size, mode="bilinear", align_corners=False
+    ).view(B, 1, Q, -1)
+    near_threshold = (logits.abs() < 1e-5).expand(-1, decoder.num_heads, -1, -1).flatten(0, 1)
+    assert torch.equal(got[~near_threshold], expected[~near_threshold])
+    assert (~near_threshold).float().mean() > 0.99  # the comparison is not vacuous
+
+
+def test_inference_equals_the_last_layer_of_deep_supervision_on_nine_layers():
+    """keep_aux=False (inference: attention masks at the levels' sizes) and keep_aux=True (every
+    layer's full-size predictions) give the same final predictions."""
+    decoder = _decoder(dec_layers=9)
+    for seed in range(3):
+        x, mask_features = _inputs(seed=seed)
+        full = decoder(x, mask_features, num_frames=T, keep_aux=True)
+        fast = decoder(x, mask_features, num_frames=T)
+        assert torch.allclose(fast["pred_logits"], full["pred_logits"], atol=1e-5)
+        assert torch.allclose(fast["pred_masks"], full["pred_masks"], atol=1e-4)

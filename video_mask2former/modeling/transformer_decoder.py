@@ -76,6 +76,18 @@ def _matrix_friendly(mask_features: torch.Tensor) -> torch.Tensor:
     return mask_features.transpose(1, 2).contiguous().transpose(1, 2)
 
 
+def _resized_frames_matrix(mask_features: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """(B, T, C_m, h, w) mask features resized (bilinear, as the attention masks) to ``size``
+    (h_l, w_l), as a (B, C_m, T*h_l*w_l) matrix. Bilinear resizing is linear in its input and acts
+    on each channel alone, so resizing the features and then applying the mask head equals
+    applying the head and resizing its masks (up to float rounding), at a fraction of the cost."""
+    b, t, c, h, w = mask_features.shape
+    resized = F.interpolate(
+        mask_features.flatten(0, 1), size=size, mode="bilinear", align_corners=False
+    )  # (B*T, C_m, h_l, w_l)
+    return resized.view(b, t, c, -1).transpose(1, 2).flatten(2)  # (B, C_m, T*h_l*w_l)
+
+
 class VideoMultiScaleMaskedTransformerDecoder(nn.Module):
     """The video masked-attention decoder and its class / mask prediction heads.
 
@@ -190,10 +202,16 @@ class VideoMultiScaleMaskedTransformerDecoder(nn.Module):
         output = self.query_feat.weight.unsqueeze(1).repeat(1, batch, 1)  # (Q, B, C)
 
         predictions = []
-        outputs_class, outputs_mask, attn_mask = self.forward_prediction_heads(
-            output, mask_features, sizes[0], need_attn_mask=self.num_layers > 0
-        )
-        predictions.append((outputs_class, outputs_mask))
+        resized = {}  # level size -> mask features at that size (inference between layers)
+        if keep_aux or self.num_layers == 0:
+            outputs_class, outputs_mask, attn_mask = self.forward_prediction_heads(
+                output, mask_features, sizes[0], need_attn_mask=self.num_layers > 0
+            )
+            predictions.append((outputs_class, outputs_mask))
+        else:  # only the first layer's attention mask is used: at its level's size directly
+            resized[sizes[0]] = _resized_frames_matrix(mask_features, sizes[0])
+            attn_mask = self._attention_mask_only(output, resized[sizes[0]])
+            predictions.append(None)  # replaced by the last layer's predictions
         for i in range(self.num_layers):
             level = i % self.num_feature_levels
             # A query whose mask is empty everywhere would attend to nothing: let it see all.
@@ -205,11 +223,15 @@ class VideoMultiScaleMaskedTransformerDecoder(nn.Module):
             output = self.transformer_self_attention_layers[i](output, query_pos=query_embed)
             output = self.transformer_ffn_layers[i](output)
             is_last = i == self.num_layers - 1
+            next_size = sizes[(i + 1) % self.num_feature_levels]
+            if not (keep_aux or is_last):
+                # Only the attention mask is used: at the next level's size directly.
+                if next_size not in resized:
+                    resized[next_size] = _resized_frames_matrix(mask_features, next_size)
+                attn_mask = self._attention_mask_only(output, resized[next_size])
+                continue
             outputs_class, outputs_mask, attn_mask = self.forward_prediction_heads(
-                output,
-                mask_features,
-                sizes[(i + 1) % self.num_feature_levels],
-                need_attn_mask=not is_last,
+                output, mask_features, next_size, need_attn_mask=not is_last
             )
             if keep_aux:
                 predictions.append((outputs_class, outputs_mask))
@@ -263,6 +285,20 @@ class VideoMultiScaleMaskedTransformerDecoder(nn.Module):
             mode="bilinear",
             align_corners=False,
         ).view(b, q, t * attn_mask_target_size[0] * attn_mask_target_size[1])
-        attn_mask = attn_mask.sigmoid() < ATTENTION_MASK_THRESHOLD  # (B, Q, T*h_l*w_l)
+        return outputs_class, outputs_mask, self._attention_mask(attn_mask)
+
+    def _attention_mask(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B, Q, T*h_l*w_l) mask logits at a level's size -> (B*heads, Q, T*h_l*w_l) bool, True
+        where a query may not attend."""
+        attn_mask = logits.sigmoid() < ATTENTION_MASK_THRESHOLD
         attn_mask = attn_mask.unsqueeze(1).repeat(1, self.num_heads, 1, 1).flatten(0, 1)
-        return outputs_class, outputs_mask, attn_mask.detach()
+        return attn_mask.detach()
+
+    def _attention_mask_only(
+        self, output: torch.Tensor, resized_features: torch.Tensor
+    ) -> torch.Tensor:
+        """The next layer's attention mask alone (inference between layers, where the class and
+        full-size mask predictions are not kept), from ``resized_features`` (B, C_m,
+        T*h_l*w_l): see :func:`_resized_frames_matrix`."""
+        mask_embed = self.mask_embed(self.decoder_norm(output).transpose(0, 1))  # (B, Q, C_m)
+        return self._attention_mask(torch.bmm(mask_embed, resized_features))
