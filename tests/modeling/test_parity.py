@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from tests.conftest import FIXTURES_DIR, requires_cuda
-from tests.parity_weights import KEY_FILES, check_r50_raw_outputs, deterministic_state_dict
+from tests.parity_weights import (
+    KEY_FILES,
+    OUTPUT_ATOL,
+    check_r50_raw_outputs,
+    deterministic_state_dict,
+)
+from video_mask2former.inference import network_outputs
 from video_mask2former.modeling.build import build_video_maskformer
 from video_mask2former.inference.postprocess import video_inference, video_inference_reference
 
@@ -42,6 +48,21 @@ def test_r50_outputs_match_official(fixture_r50):
     model = build_video_maskformer("R50")
     model.load_state_dict(deterministic_state_dict(model))
     check_r50_raw_outputs(model.eval(), fixture_r50)
+
+
+def test_r50_inference_outputs_match_official(fixture_r50):
+    """The inference path (no deep supervision: attention masks from resized mask features; on
+    the CPU folded batch norm and channels-last) gives the official final outputs too."""
+    model = build_video_maskformer("R50")
+    model.load_state_dict(deterministic_state_dict(model))
+    height, width = fixture_r50["output_size"]
+    video = {"image": [f.float() for f in fixture_r50["video"]], "height": height, "width": width}
+    with torch.no_grad():
+        outputs, _, _ = network_outputs(model.eval(), [video], keep_aux=False)
+    assert "aux_outputs" not in outputs
+    for name in ("pred_logits", "pred_masks"):
+        difference = (outputs[name][0] - fixture_r50[name]).abs().max().item()
+        assert difference < OUTPUT_ATOL, f"{name}: max abs diff {difference}"
 
 
 @requires_cuda
