@@ -122,9 +122,11 @@ def run_windowed(
     )
 
 
+@torch.no_grad()  # the result is post-processed (top-k, binary masks): no gradient to keep
 def infer_video(model: nn.Module, batched_inputs: List[Dict]) -> Dict[str, object]:
     """The result of one video, whole (``model.window_size == 0``) or windowed; what
-    ``VideoMaskFormer.forward`` returns in eval mode. Its frames are checked first.
+    ``VideoMaskFormer.forward`` returns in eval mode. Its frames are checked first. Runs without
+    autograd, as the windowed path does, so both take the same (fast CPU) network path.
 
     Args:
         batched_inputs (list[dict]): one video: ``"image"`` T frames, optional ``"height"`` /
