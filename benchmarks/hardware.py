@@ -12,6 +12,8 @@ import os
 import time
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from video_mask2former.precision import read_cpuinfo
+
 # /proc/cpuinfo flags that decide the speed of float32 / bf16 / fp16 on the CPU.
 RELEVANT_CPU_FLAGS = (
     "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
@@ -31,13 +33,9 @@ REDUCED_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
 
 def cpu_model(path: str = "/proc/cpuinfo") -> str:
     """The CPU's "model name" from ``path`` (Linux), else ``platform.processor()``."""
-    try:
-        with open(path) as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    model, _ = read_cpuinfo(path)
+    if model:
+        return model
     import platform
 
     return platform.processor() or "unknown"
@@ -46,13 +44,8 @@ def cpu_model(path: str = "/proc/cpuinfo") -> str:
 def cpu_flags(path: str = "/proc/cpuinfo", relevant: Sequence[str] = RELEVANT_CPU_FLAGS) -> dict:
     """Which of ``relevant`` flags the CPU has (from the first "flags" line of ``path``); an empty
     dict where the file is not readable (not Linux)."""
-    try:
-        with open(path) as f:
-            line = next((line for line in f if line.startswith("flags")), "")
-    except OSError:
-        return {}
-    present = set(line.split(":", 1)[-1].split())
-    return {flag: flag in present for flag in relevant}
+    _, present = read_cpuinfo(path)
+    return {} if present is None else {flag: flag in present for flag in relevant}
 
 
 def describe_machine() -> dict:

@@ -52,6 +52,7 @@ __all__ = [
     "cpu_runs_fast",
     "float32_island",
     "inference_autocast",
+    "read_cpuinfo",
     "slow_precision_fallback",
 ]
 
@@ -110,19 +111,22 @@ class CpuInfo:
         )
 
 
-def _proc_cpuinfo() -> Tuple[str, set]:
-    """(model name, flags) from /proc/cpuinfo; ("unknown", empty) where there is none."""
-    model, flags = "unknown", set()
+def read_cpuinfo(path: str = "/proc/cpuinfo") -> Tuple[Optional[str], Optional[frozenset]]:
+    """(model name, flags) from the first "model name" and "flags" lines of a Linux cpuinfo
+    file: model None where there is no such line; flags None where the file cannot be read
+    (another OS), empty where it has no flags line."""
+    model, flags = None, None
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(path) as f:
+            flags = frozenset()
             for line in f:
                 name, _, value = line.partition(":")
                 name = name.strip()
-                if name == "model name" and model == "unknown":
+                if name == "model name" and model is None:
                     model = value.strip()
                 elif name == "flags" and not flags:
-                    flags = set(value.split())
-                if model != "unknown" and flags:
+                    flags = frozenset(value.split())
+                if model is not None and flags:
                     break
     except OSError:
         pass
@@ -140,7 +144,8 @@ def _torch_feature(name: str, flags: set, *flag_names: str) -> bool:
 @functools.lru_cache(maxsize=None)
 def cpu_info() -> CpuInfo:
     """This CPU's :class:`CpuInfo` (checked once per process)."""
-    model, flags = _proc_cpuinfo()
+    model, flags = read_cpuinfo()
+    model, flags = model or "unknown", flags or frozenset()
     fast_bf16 = _torch_feature("_is_avx512_bf16_supported", flags, "avx512_bf16") or (
         _torch_feature("_is_amx_tile_supported", flags, "amx_bf16")
     )
