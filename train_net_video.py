@@ -70,7 +70,7 @@ from video_mask2former.d2.video_seg_evaluator import VideoSegEvaluator, check_ta
 from video_mask2former.data.coco_images import ImageDatasetFormatError
 from video_mask2former.data.frames import FrameSourceError
 from video_mask2former.data.vps import VideoSegFormatError
-from video_mask2former.data.ytvis import YTVISFormatError
+from video_mask2former.data.ytvis import YTVISFormatError, add_dataset_argument
 from video_mask2former.precision import inference_autocast as precision_autocast
 
 logger = logging.getLogger("video_mask2former")
@@ -325,16 +325,7 @@ def _report_interrupt(trainer):
 def argument_parser():
     """detectron2's arguments plus ``--dataset NAME JSON IMAGE_ROOT`` (repeatable)."""
     parser = default_argument_parser()
-    parser.add_argument(
-        "--dataset",
-        nargs=3,
-        action="append",
-        default=[],
-        metavar=("NAME", "JSON", "IMAGE_ROOT"),
-        help="register a YouTube-VIS-format dataset under NAME (its categories come from JSON; "
-        "frames are IMAGE_ROOT/<file_names>), to use in DATASETS.TRAIN / DATASETS.TEST; "
-        "repeatable",
-    )
+    add_dataset_argument(parser)
     return parser
 
 

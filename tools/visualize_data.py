@@ -24,7 +24,11 @@ import os
 import sys
 
 from video_mask2former.data.frames import CorruptFrameError
-from video_mask2former.data.ytvis import YTVISFormatError, load_ytvis_dataset
+from video_mask2former.data.ytvis import (
+    YTVISFormatError,
+    add_dataset_argument,
+    load_ytvis_dataset,
+)
 from video_mask2former.visualization import FrameWriter, check_frame_folder
 from video_mask2former.visualization.ground_truth import draw_clip, draw_record, pad_frames
 
@@ -41,15 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--videos", type=int, nargs="*", default=None, help="video ids to draw (default: all)"
     )
     parser.add_argument("--config-file", type=str, help="config (--source dataloader)")
-    parser.add_argument(
-        "--dataset",
-        nargs=3,
-        action="append",
-        default=[],
-        metavar=("NAME", "JSON", "IMAGE_ROOT"),
-        help="register a YouTube-VIS-format dataset under NAME, as train_net_video.py does, to "
-        "name in DATASETS.TRAIN (--source dataloader); repeatable",
-    )
+    add_dataset_argument(parser, note=" (--source dataloader)")
     parser.add_argument(
         "--num-clips", type=int, default=4, help="clips to draw (--source dataloader)"
     )

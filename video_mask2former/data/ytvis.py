@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "BOX_MODE_XYWH_ABS",
     "YTVISFormatError",
+    "add_dataset_argument",
     "category_mapping",
     "check_categories",
     "check_ytvis_dataset",
@@ -294,3 +295,20 @@ def load_ytvis_json(
         extra_annotation_keys=extra_annotation_keys,
     )
     return records
+
+
+def add_dataset_argument(parser, note: str = "") -> None:
+    """Add the repeatable ``--dataset NAME JSON IMAGE_ROOT`` option of the command lines that
+    register a user's YouTube-VIS-format file for one run (``train_net_video.py``,
+    ``tools/visualize_data.py``; ``video_mask2former.d2.datasets.register_user_datasets`` reads
+    it) to an ``argparse`` parser; ``note`` ends its help."""
+    parser.add_argument(
+        "--dataset",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("NAME", "JSON", "IMAGE_ROOT"),
+        help="register a YouTube-VIS-format dataset under NAME (its categories come from JSON; "
+        "frames are IMAGE_ROOT/<file_names>), to use in DATASETS.TRAIN / DATASETS.TEST; "
+        "repeatable" + note,
+    )
