@@ -171,6 +171,7 @@ def _extension_setup() -> dict:
     sources = [
         os.path.join(CSRC, "bindings.cpp"),
         os.path.join(CSRC, "cpu", "ms_deform_attn_cpu.cpp"),
+        os.path.join(CSRC, "cpu", "block_cache.cpp"),
     ]
     include_dirs = [os.path.abspath(CSRC)]
     # -fopenmp lets at::parallel_for use torch's OpenMP threads in the CPU kernels.

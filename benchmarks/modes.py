@@ -1,11 +1,14 @@
 """The ways of running this project's model that the benchmarks compare, applied in one place.
 
-A mode is a precision (autocast dtype) and whether the network is compiled:
+A mode is a precision (autocast dtype), whether the network is compiled and whether large CPU
+tensors come from the block cache:
 
 - ``fp32``: as built; ``bf16`` / ``fp16``: called under ``torch.autocast``;
 - ``compiled`` / ``compiled-bf16``: the library's ``compile_network`` switch (``MODEL.COMPILE``:
   ``torch.compile`` of the network, backbone and head, on the first call at inference; the
-  deformable-attention custom op stays one node), then called as ``fp32`` / ``bf16``.
+  deformable-attention custom op stays one node), then called as ``fp32`` / ``bf16``;
+- ``fp32-no-cache``: ``fp32`` with the CPU block cache off (``MODEL.CPU_BLOCK_CACHE False``:
+  every large tensor from the C library's allocator), to show what the cache brings.
 
 :func:`apply_mode` is the only code that knows how a mode is set up. The low-precision modes use
 the library's switch, PyTorch's autocast; the benchmarks skip them on a CPU that emulates the
@@ -16,13 +19,14 @@ path (``allow_slow_low_precision``), which it would otherwise replace by float32
 import contextlib
 from typing import Callable, ContextManager
 
-# Mode name -> (autocast name as in benchmarks.common.AMP_DTYPES, compiled).
+# Mode name -> (autocast name as in benchmarks.common.AMP_DTYPES, compiled, CPU block cache).
 MODES = {
-    "fp32": ("none", False),
-    "bf16": ("bf16", False),
-    "fp16": ("fp16", False),
-    "compiled": ("none", True),
-    "compiled-bf16": ("bf16", True),
+    "fp32": ("none", False, True),
+    "bf16": ("bf16", False, True),
+    "fp16": ("fp16", False, True),
+    "compiled": ("none", True, True),
+    "compiled-bf16": ("bf16", True, True),
+    "fp32-no-cache": ("none", False, False),
 }
 # Former autocast names accepted where a mode is expected.
 AMP_ALIASES = {"none": "fp32"}
@@ -53,7 +57,7 @@ def apply_mode(model, mode: str, device) -> Callable[[], ContextManager]:
     """Set ``model`` up for ``mode`` and return the context to call it in.
 
     Compiled modes set ``model.compile_network`` (the compilation itself happens on the first
-    call: keep it out of timings with a warm-up call).
+    call: keep it out of timings with a warm-up call); every mode sets ``model.cache_cpu_blocks``.
 
     Args:
         model (nn.Module): a VideoMaskFormer, weights loaded, on ``device``.
@@ -65,8 +69,9 @@ def apply_mode(model, mode: str, device) -> Callable[[], ContextManager]:
     """
     from benchmarks.common import autocast
 
-    amp, compiled = MODES[mode_name(mode)]
+    amp, compiled, block_cache = MODES[mode_name(mode)]
     model.compile_network = compiled
+    model.cache_cpu_blocks = block_cache
     if amp == "none":
         return contextlib.nullcontext
     model.allow_slow_low_precision = True  # the caller decided to run it (skipped when slow)

@@ -6,8 +6,12 @@ runs (``is_compiled()`` is False and one warning is issued the first time a slow
 The first use of a compiled kernel per device, dtype and pass is checked against the pure-PyTorch
 path (:mod:`mask2former_ops.self_check`); ``kernel_status()`` reports the checks and the path each
 case uses, ``set_strict(True)`` or ``MASK2FORMER_OPS_STRICT=1`` turns a mismatch into an error.
+
+:func:`cpu_block_cache` keeps large CPU tensors' memory for reuse within and across inference
+calls (:mod:`mask2former_ops.cpu_cache`).
 """
 
+from .cpu_cache import cpu_block_cache, cpu_cache_stats, empty_cpu_cache
 from .functional import (
     available_implementations,
     check_kernels,
@@ -35,4 +39,7 @@ __all__ = [
     "set_strict",
     "KernelMismatchError",
     "KernelMismatchWarning",
+    "cpu_block_cache",
+    "cpu_cache_stats",
+    "empty_cpu_cache",
 ]

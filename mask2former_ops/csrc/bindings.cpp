@@ -1,6 +1,7 @@
 // Python bindings of mask2former_ops._C: device dispatch and input checks.
 #include <torch/extension.h>
 
+#include "cpu/block_cache.h"
 #include "ms_deform_attn.h"
 
 namespace mask2former_ops {
@@ -137,4 +138,15 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "cpu_kernel_isa(channels_per_thread=0) -> 'avx512' | 'avx2' | 'base' | 'scalar': the "
         "instruction set of the CPU kernels on this CPU",
         py::arg("channels_per_thread") = 0);
+  namespace cache = mask2former_ops::block_cache;
+  m.def("cpu_cache_enter", &cache::enter,
+        "Open a scope of the CPU block cache (the first installs it as PyTorch's CPU "
+        "allocator); returns whether it is the allocator.");
+  m.def("cpu_cache_exit", &cache::exit,
+        "Close a scope (the last puts the previous CPU allocator back).");
+  m.def("cpu_cache_empty", &cache::empty,
+        "Free the cached segments that hold no tensor; returns the bytes freed.");
+  m.def("cpu_cache_stats", &cache::stats, "The CPU block cache's counters.");
+  m.def("cpu_cache_min_block_bytes", &cache::min_block_bytes,
+        "Requests below this size bypass the CPU block cache.");
 }

@@ -69,3 +69,7 @@ def test_modes_are_named_and_applied_in_one_place():
         assert torch.is_autocast_enabled("cpu")
     assert model.compile_network is True
     assert model.allow_slow_low_precision is True  # a low-precision mode runs only when chosen
+    assert model.cache_cpu_blocks is True
+    with modes.apply_mode(model, "fp32-no-cache", torch.device("cpu"))():
+        assert not torch.is_autocast_enabled("cpu")
+    assert model.cache_cpu_blocks is False and model.compile_network is False

@@ -1,5 +1,6 @@
 """CPU inference paths of the model: the Conv2d inference copy (FrozenBN folded, channels-last),
-channels-last frames, the bf16 path, the slow-CPU fallback, the profile labels, the compile option.
+channels-last frames, the bf16 path, the slow-CPU fallback, the profile labels, the compile option,
+the CPU block cache.
 
 Tolerances: the folded / channels-last network differs from the module as written by float32
 rounding only (outputs within 1e-4 absolute on the tiny model's O(1) values); bf16 keeps the top
@@ -12,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from mask2former_ops.cpu_cache import cpu_cache_stats, empty_cpu_cache
 from tests.modeling.tiny_video_model import build_tiny_model, random_video
 from video_mask2former import precision
 from video_mask2former.inference.modes import network_outputs
@@ -210,9 +212,14 @@ def test_inference_options_pass_through_the_builder():
 
     with torch.device("meta"):
         model = build_video_maskformer(
-            "R50", allow_slow_low_precision=True, compile_network=True, channels_last=False
+            "R50",
+            allow_slow_low_precision=True,
+            compile_network=True,
+            channels_last=False,
+            cache_cpu_blocks=False,
         )
     assert model.allow_slow_low_precision and model.compile_network and not model.channels_last
+    assert not model.cache_cpu_blocks
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -229,3 +236,53 @@ def test_mask_features_are_laid_out_once_for_every_layer(channels_last):
     matrix = _frames_as_matrix(laid_out)
     assert matrix.data_ptr() == laid_out.data_ptr()  # a view: no copy per layer
     assert torch.equal(matrix, videos.transpose(1, 2).reshape(2, 4, 3 * 5 * 6))
+
+
+needs_block_cache = pytest.mark.skipif(
+    not cpu_cache_stats()["available"], reason="mask2former_ops._C is not built"
+)
+
+
+@needs_block_cache
+def test_block_cache_serves_cpu_inference_only():
+    model = _model()
+    installed = []
+    network = model._network
+
+    def recording_network(*args):
+        installed.append(cpu_cache_stats()["installed"])
+        return network(*args)
+
+    model._network = recording_network
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        model.predict(images, 2, keep_aux=False)  # eval, no autograd: the cache
+    model.predict(images, 2, keep_aux=False)  # autograd on: as written
+    model.cache_cpu_blocks = False
+    with torch.no_grad():
+        model.predict(images, 2, keep_aux=False)
+    model.cache_cpu_blocks = True
+    model.train()
+    with torch.no_grad():
+        model.predict(images, 2, keep_aux=False)
+    assert installed == [1, 0, 0, 0]
+    assert cpu_cache_stats()["installed"] == 0
+
+
+@needs_block_cache
+def test_block_cache_changes_no_result_and_training_returns_its_memory():
+    video = {"image": random_video(2, 384, 384)}  # intermediates of 1 MiB and more
+    empty_cpu_cache()
+    before = cpu_cache_stats()
+    model = _model()
+    cached = _raw(model, video)
+    after = cpu_cache_stats()
+    again = _raw(model, video)  # from blocks the first call used and freed
+    plain = _raw(_model(cache_cpu_blocks=False), video)
+    assert after["hits"] > before["hits"] and after["reserved_bytes"] > 0
+    for name in cached:
+        assert torch.equal(cached[name], plain[name]), name
+        assert torch.equal(again[name], plain[name]), name
+    del cached, again
+    _model().train()
+    assert cpu_cache_stats()["reserved_bytes"] == 0

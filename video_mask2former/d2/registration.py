@@ -229,6 +229,7 @@ class VideoMaskFormer(core_video_maskformer.VideoMaskFormer):
             "window_size": test.WINDOW_SIZE,  # 0: the whole video in one pass
             "segmentation_task": build_segmentation_task(cfg),  # None: video instances
             "compile_network": cfg.MODEL.COMPILE,  # at inference only
+            "cache_cpu_blocks": cfg.MODEL.CPU_BLOCK_CACHE,  # at CPU inference only
         }
 
 

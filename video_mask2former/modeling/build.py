@@ -165,6 +165,7 @@ def build_video_maskformer(
     channels_last: bool = True,
     allow_slow_low_precision: bool = False,
     compile_network: bool = False,
+    cache_cpu_blocks: bool = True,
 ) -> VideoMaskFormer:
     """An official YouTube-VIS 2019 Video Mask2Former.
 
@@ -192,10 +193,11 @@ def build_video_maskformer(
             videos (MODEL.MASK_FORMER.TEST.WINDOW_SIZE).
         freeze_at (int): MODEL.BACKBONE.FREEZE_AT (0).
         drop_path_rate (float): MODEL.SWIN.DROP_PATH_RATE (0.3).
-        channels_last, allow_slow_low_precision, compile_network (bool): how inference runs
-            (see :class:`VideoMaskFormer`): channels-last frames on the CPU (True), low
-            precision on a CPU that emulates it (False: float32 with a warning), ``torch.compile``
-            of the network (False).
+        channels_last, allow_slow_low_precision, compile_network, cache_cpu_blocks (bool): how
+            inference runs (see :class:`VideoMaskFormer`): channels-last frames on the CPU
+            (True), low precision on a CPU that emulates it (False: float32 with a warning),
+            ``torch.compile`` of the network (False), large CPU tensors from the block cache
+            (True).
 
     Returns:
         VideoMaskFormer
@@ -261,4 +263,5 @@ def build_video_maskformer(
         channels_last=channels_last,
         allow_slow_low_precision=allow_slow_low_precision,
         compile_network=compile_network,
+        cache_cpu_blocks=cache_cpu_blocks,
     )
