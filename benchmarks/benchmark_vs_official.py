@@ -38,7 +38,7 @@ from typing import List
 from benchmarks.common import ChildFailed, module_command, run_json_child
 from benchmarks.hardware import describe_machine, machine_line, measure_peaks, peaks_line
 from benchmarks.hardware import split_modes
-from benchmarks.modes import MODES, amp_of, is_compiled_mode, mode_name
+from benchmarks.modes import MODES, amp_of, mode_name
 from benchmarks.official_source import (
     OFFICIAL_PATCHES,
     build_official_ops,
@@ -61,7 +61,12 @@ INFERENCE_BACKBONE = "R50"
 # Training precisions (autocast names; "none" is float32).
 TRAIN_AMPS = ("none", "fp16", "bf16")
 # Inference modes of ours measured by default, by device.
-DEFAULT_INFER_MODES = {"cpu": ("fp32", "bf16", "compiled"), "cuda": ("fp32", "bf16")}
+DEFAULT_INFER_MODES = {
+    "cpu": ("fp32", "bf16", "compiled", "fp32-no-cache"),
+    "cuda": ("fp32", "bf16"),
+}
+# The modes that are a precision alone, the ones the official code runs in too.
+PRECISION_MODES = ("fp32", "bf16", "fp16")
 # Per-child arguments, left out of the report's settings.
 HIDDEN_ARGS = ("stage", "impl", "backbone", "mode", "weights", "official_root", "flops")
 # A traceback's exception line, e.g. "torch.OutOfMemoryError: CUDA out of memory." (its other
@@ -161,10 +166,11 @@ def plan_settings(args: argparse.Namespace, peaks: dict) -> List[dict]:
 
 
 def _runs_official(args: argparse.Namespace, mode: str) -> bool:
-    """The official code runs in float32 and in the ``--official-amp`` precisions, uncompiled."""
+    """The official code runs in float32 and in the ``--official-amp`` precisions: for the modes
+    that are a precision alone (not for ``compiled`` or ``fp32-no-cache``, options of ours)."""
     return (
         "official" in args.impls
-        and not is_compiled_mode(mode)
+        and mode in PRECISION_MODES
         and (mode == "fp32" or amp_of(mode) in args.official_amp)
     )
 
@@ -273,7 +279,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         nargs="+",
         default=None,
         help=f"this project's inference modes: {', '.join(MODES)} ('none' = "
-        "fp32; default: fp32 bf16 compiled on the CPU, fp32 bf16 on a GPU)",
+        "fp32; default: fp32 bf16 compiled fp32-no-cache on the CPU, fp32 bf16 on a GPU)",
     )
     parser.add_argument("--official-amp", type=str, nargs="+", default=None, choices=TRAIN_AMPS,
                         help="precisions the official code runs in besides float32 (default: "

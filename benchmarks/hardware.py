@@ -12,8 +12,6 @@ import os
 import time
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from video_mask2former.precision import read_cpuinfo
-
 # /proc/cpuinfo flags that decide the speed of float32 / bf16 / fp16 on the CPU.
 RELEVANT_CPU_FLAGS = (
     "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
@@ -31,9 +29,18 @@ MATMUL_REPEATS = 3
 REDUCED_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
 
 
+def _read_cpuinfo(path: str):
+    # Imported here, not at the top: benchmark_vs_official's children that run the official code
+    # import this module, and importing video_mask2former registers this project's model parts
+    # with detectron2 under the names the official code registers too.
+    from video_mask2former.precision import read_cpuinfo
+
+    return read_cpuinfo(path)
+
+
 def cpu_model(path: str = "/proc/cpuinfo") -> str:
     """The CPU's "model name" from ``path`` (Linux), else ``platform.processor()``."""
-    model, _ = read_cpuinfo(path)
+    model, _ = _read_cpuinfo(path)
     if model:
         return model
     import platform
@@ -44,7 +51,7 @@ def cpu_model(path: str = "/proc/cpuinfo") -> str:
 def cpu_flags(path: str = "/proc/cpuinfo", relevant: Sequence[str] = RELEVANT_CPU_FLAGS) -> dict:
     """Which of ``relevant`` flags the CPU has (from the first "flags" line of ``path``); an empty
     dict where the file is not readable (not Linux)."""
-    _, present = read_cpuinfo(path)
+    _, present = _read_cpuinfo(path)
     return {} if present is None else {flag: flag in present for flag in relevant}
 
 

@@ -210,6 +210,26 @@ def test_official_children_import_the_prepared_copy_through_their_environment(mo
     assert kwargs["extra_paths"] == ["/copy", "/copy/ops"] and ours["extra_paths"] == []
 
 
+def test_the_childs_module_imports_neither_implementation():
+    """A child running the official code imports benchmarks.benchmark_vs_official first: had
+    that imported video_mask2former, its detectron2 registration would clash with the official
+    one's ('D2SwinTransformer' already registered) before the official model is built."""
+    import subprocess
+    import sys
+
+    from benchmarks.common import child_env
+
+    code = (
+        "import sys, benchmarks.benchmark_vs_official; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('video_mask2former', 'mask2former', 'mask2former_video', 'detectron2')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
+
+
 def test_child_environment_puts_the_repository_and_extra_paths_first(monkeypatch):
     from benchmarks.common import child_env
 
@@ -222,7 +242,11 @@ def test_defaults_by_device_and_the_same_precision_note():
     gpu = benchmark_vs_official.parse_args(["--impls", "ours"])
     assert gpu.infer_modes == ["fp32", "bf16"] and gpu.official_amp == ["none", "fp16", "bf16"]
     cpu = benchmark_vs_official.parse_args(["--impls", "ours", "--device", "cpu"])
-    assert cpu.infer_modes == ["fp32", "bf16", "compiled"] and cpu.official_amp == ["none"]
+    assert cpu.infer_modes == ["fp32", "bf16", "compiled", "fp32-no-cache"]
+    assert cpu.official_amp == ["none"]
+    both = benchmark_vs_official.parse_args(["--device", "cpu", "--official-src", "src"])
+    runs_official = [benchmark_vs_official._runs_official(both, m) for m in both.infer_modes]
+    assert runs_official == [True, False, False, False]  # our options are not the official's
     old_flag = benchmark_vs_official.parse_args(["--impls", "ours", "--infer-amp", "none", "bf16"])
     assert old_flag.infer_modes == ["fp32", "bf16"]
     rows = [_row("inference", "fp32", _inference([0.5], [1], [10], ms=30.0),
