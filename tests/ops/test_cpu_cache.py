@@ -1,6 +1,7 @@
 """The CPU block cache (mask2former_ops.cpu_cache): blocks never overlap, freed blocks are reused
 and merged, the cache is the allocator only within scopes, its memory is returned on request."""
 
+import os
 import random
 import threading
 
@@ -176,3 +177,29 @@ def test_disabled_or_unbuilt_does_nothing(monkeypatch):
     assert cpu_cache_stats() == {"available": 0}
     assert empty_cpu_cache() == 0
     assert mask2former_ops.cpu_cache_stats is cpu_cache_stats
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_process_forked_within_a_scope_starts_without_one():
+    """A process forked within a scope (a DataLoader worker) must not inherit the parent's scope:
+    its big tensors come from the default allocator, and blocks inherited from the parent are
+    still freed correctly."""
+    with cpu_block_cache():
+        inherited = _bytes(4 * MIB).fill_(7)
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit status, never return to pytest
+            status = 2
+            try:
+                torch.set_num_threads(1)  # as a DataLoader worker: the parent's OpenMP is gone
+                stats = cpu_cache_stats()
+                status = 0 if (stats["installed"], stats["scopes"]) == (0, 0) else 3
+                _bytes(4 * MIB)  # from the default allocator: not counted by the cache
+                status = status or (4 if cpu_cache_stats()["misses"] != stats["misses"] else 0)
+                status = status or (5 if not bool((inherited == 7).all()) else 0)
+                del inherited
+            finally:
+                os._exit(status)
+        _, status = os.waitpid(pid, 0)
+        assert cpu_cache_stats()["installed"] == 1  # the parent's scope is untouched
+    assert os.waitstatus_to_exitcode(status) == 0
+    del inherited

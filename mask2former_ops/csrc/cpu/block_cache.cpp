@@ -17,12 +17,16 @@
 //
 // The cache is PyTorch's CPU allocator only while a scope is open (enter / exit, counted across
 // threads); blocks it handed out stay valid and return to it whenever they are freed. Cached
-// memory stays reserved between scopes until empty() is called.
+// memory stays reserved between scopes until empty() is called. A process forked within a scope
+// (e.g. a DataLoader worker started by code running in a scope) starts with no scope open and
+// the previous allocator back (pthread_atfork; the fork waits for the cache's lock).
 #include "cpu/block_cache.h"
 
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
+
+#include <pthread.h>
 
 #include <mutex>
 #include <set>
@@ -97,7 +101,12 @@ class BlockCache final : public c10::Allocator {
 
   static BlockCache& instance() {
     // Never destroyed: tensors may be freed during interpreter shutdown, after static objects.
-    static BlockCache* cache = new BlockCache();
+    static BlockCache* cache = [] {
+      auto* created = new BlockCache();
+      pthread_atfork(&BlockCache::before_fork, &BlockCache::after_fork_in_parent,
+                     &BlockCache::after_fork_in_child);
+      return created;
+    }();
     return *cache;
   }
 
@@ -138,6 +147,18 @@ class BlockCache final : public c10::Allocator {
   }
 
  private:
+  // The lock is held across fork so that the child's copy of the cache is consistent; the child
+  // closes the scopes it inherited (they belong to the parent's threads).
+  static void before_fork() { instance().mutex_.lock(); }
+  static void after_fork_in_parent() { instance().mutex_.unlock(); }
+  static void after_fork_in_child() {
+    BlockCache& cache = instance();
+    if (cache.installed_) c10::SetCPUAllocator(cache.previous_, kPriority);
+    cache.installed_ = false;
+    cache.scopes_ = 0;
+    cache.mutex_.unlock();
+  }
+
   // Returns false for a pointer the cache did not hand out.
   bool give_back(void* ptr) {
     std::lock_guard<std::mutex> lock(mutex_);
