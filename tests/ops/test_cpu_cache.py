@@ -203,3 +203,18 @@ def test_a_process_forked_within_a_scope_starts_without_one():
         assert cpu_cache_stats()["installed"] == 1  # the parent's scope is untouched
     assert os.waitstatus_to_exitcode(status) == 0
     del inherited
+
+
+def test_a_request_the_system_refuses_raises_and_leaves_the_cache_usable():
+    with cpu_block_cache():
+        kept = _bytes(2 * MIB).fill_(3)
+        before = cpu_cache_stats()
+        with pytest.raises(RuntimeError, match="memory"):
+            _bytes(1 << 44)  # 16 TiB: more than any test machine has
+        after = cpu_cache_stats()
+        assert (after["reserved_bytes"], after["allocated_bytes"]) == (
+            before["reserved_bytes"],
+            before["allocated_bytes"],
+        )
+        again = _bytes(2 * MIB).fill_(4)  # the lock was released, the cache still works
+        assert bool((kept == 3).all()) and bool((again == 4).all())
