@@ -218,3 +218,15 @@ def test_a_request_the_system_refuses_raises_and_leaves_the_cache_usable():
         )
         again = _bytes(2 * MIB).fill_(4)  # the lock was released, the cache still works
         assert bool((kept == 3).all()) and bool((again == 4).all())
+
+
+def test_the_profiler_sees_the_cache_blocks():
+    """torch.profiler(profile_memory=True) accounts for blocks from the cache as for the default
+    allocator's: the allocating op shows the block's size."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
+                                profile_memory=True) as profile:  # fmt: skip
+        with cpu_block_cache():
+            block = torch.empty(8 * MIB, dtype=torch.uint8)
+            del block
+    usage = {event.key: event.cpu_memory_usage for event in profile.key_averages()}
+    assert usage["aten::empty"] >= 8 * MIB

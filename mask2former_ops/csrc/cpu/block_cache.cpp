@@ -13,7 +13,8 @@
 // fit) and is split when the rest is >= 1 MiB; a freed block merges with free neighbours of its
 // segment. When no free block fits, the fully free segments are returned to the system first
 // (they are all too small for the request), so the cache holds about the peak of what the scope
-// needs, not the sum of every size it ever saw. Smaller requests bypass the cache.
+// needs, not the sum of every size it ever saw. Smaller requests go to PyTorch's default CPU
+// allocator.
 //
 // The cache is PyTorch's CPU allocator only while a scope is open (enter / exit, counted across
 // threads); blocks it handed out stay valid and return to it whenever they are freed. Cached
@@ -65,10 +66,7 @@ class BlockCache final : public c10::Allocator {
  public:
   c10::DataPtr allocate(size_t nbytes) override {
     const c10::Device device(c10::DeviceType::CPU);
-    if (nbytes < kMinBlock) {
-      void* ptr = c10::alloc_cpu(nbytes);
-      return {ptr, ptr, &c10::free_cpu, device};
-    }
+    if (nbytes < kMinBlock) return c10::GetDefaultCPUAllocator()->allocate(nbytes);
     const size_t size = round_up(nbytes, kBlockRound);
     std::lock_guard<std::mutex> lock(mutex_);
     Block* block = take_best_fit(size);
@@ -83,11 +81,12 @@ class BlockCache final : public c10::Allocator {
     block->allocated = true;
     live_[block->ptr] = block;
     allocated_ += block->size;
+    report_to_profiler(block, 1);
     return {block->ptr, block->ptr, &deallocate, device};
   }
 
   // Also the raw deleter (raw_allocate / raw_deallocate, used by oneDNN for its scratch
-  // memory): pointers the cache did not hand out are freed as c10::alloc_cpu's.
+  // memory): pointers the cache did not hand out go to the default CPU allocator's.
   c10::DeleterFnPtr raw_deleter() const override { return &deallocate; }
 
   void copy_data(void* dest, const void* src, std::size_t count) const override {
@@ -96,7 +95,7 @@ class BlockCache final : public c10::Allocator {
 
   static void deallocate(void* ptr) {
     if (ptr == nullptr) return;
-    if (!instance().give_back(ptr)) c10::free_cpu(ptr);
+    if (!instance().give_back(ptr)) c10::GetDefaultCPUAllocator()->raw_deleter()(ptr);
   }
 
   static BlockCache& instance() {
@@ -167,11 +166,20 @@ class BlockCache final : public c10::Allocator {
     Block* block = found->second;
     live_.erase(found);
     allocated_ -= block->size;
+    report_to_profiler(block, -1);
     block->allocated = false;
     if (block->prev != nullptr && !block->prev->allocated) block = merge(block->prev, block);
     if (block->next != nullptr && !block->next->allocated) block = merge(block, block->next);
     free_.insert(block);
     return true;
+  }
+
+  // As PyTorch's default CPU allocator does, so that torch.profiler(profile_memory=True) sees the
+  // cache's blocks (sign: +1 allocated, -1 freed).
+  void report_to_profiler(const Block* block, int64_t sign) {
+    if (!c10::memoryProfilingEnabled()) return;
+    c10::reportMemoryUsageToProfiler(block->ptr, sign * static_cast<int64_t>(block->size),
+                                     allocated_, reserved_, c10::Device(c10::DeviceType::CPU));
   }
 
   Block* take_best_fit(size_t size) {
