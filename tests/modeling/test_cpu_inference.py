@@ -286,3 +286,26 @@ def test_block_cache_changes_no_result_and_training_returns_its_memory():
     del cached, again
     _model().train()
     assert cpu_cache_stats()["reserved_bytes"] == 0
+
+
+@needs_block_cache
+@pytest.mark.parametrize("window_size", [0, 2])
+def test_block_cache_covers_the_whole_inference_call(window_size, monkeypatch):
+    """Post-processing and window linking run within the cache too (their peak would otherwise
+    come on top of the cache's reserved memory), whole video and windowed alike."""
+    from video_mask2former.inference import modes
+
+    installed = []
+    for name in ("_postprocess_video", "windowed_inference"):
+        original = getattr(modes, name)
+
+        def recording(*args, _original=original, **kwargs):
+            installed.append(cpu_cache_stats()["installed"])
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(modes, name, recording)
+    model = _model(window_size=window_size)
+    model([{"image": random_video(4, 32, 32)}])
+    model.cache_cpu_blocks = False
+    model([{"image": random_video(4, 32, 32)}])
+    assert installed == [1, 0]

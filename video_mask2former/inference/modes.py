@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.profiler import record_function
 
+from mask2former_ops.cpu_cache import cpu_block_cache
+
 from ..data.frame_checks import as_chw_tensor, check_video_frames, frame_size
 from .postprocess import video_inference
 from .segment_windows import (
@@ -117,9 +119,24 @@ def run_windowed(
     if not size:
         frames = list(frames)
         size = max(1, len(frames))
-    return windowed_inference(
-        window_predictor(model), frames, size, output_size, topk=model.test_topk
+    with _inference_memory(model):
+        return windowed_inference(
+            window_predictor(model), frames, size, output_size, topk=model.test_topk
+        )
+
+
+def _inference_memory(model: nn.Module):
+    """The CPU block cache (``model.cache_cpu_blocks``, see
+    :mod:`mask2former_ops.cpu_cache`) around a whole inference call — network, linking and
+    post-processing — so that they reuse the same cached blocks: with the network alone in it,
+    the post-processing's peak came on top of the cache's reserved memory (windowed R50 inference
+    at 360x640 peaked 0.8 GB higher). A no-op off the CPU, in training, or when switched off."""
+    enabled = (
+        getattr(model, "cache_cpu_blocks", False)
+        and not model.training
+        and model.device.type == "cpu"
     )
+    return cpu_block_cache(enabled)
 
 
 @torch.no_grad()  # the result is post-processed (top-k, binary masks): no gradient to keep
@@ -140,7 +157,12 @@ def infer_video(model: nn.Module, batched_inputs: List[Dict]) -> Dict[str, objec
         raise ValueError(
             f"VideoMaskFormer inference takes one video per call, got {len(batched_inputs)}"
         )
-    video = batched_inputs[0]
+    with _inference_memory(model):
+        return _infer_video(model, batched_inputs[0])
+
+
+def _infer_video(model: nn.Module, video: Dict) -> Dict[str, object]:
+    """:func:`infer_video` of one video dict."""
     frames = video.get("image")
     if frames is None or len(frames) == 0:
         raise ValueError("VideoMaskFormer inference: the video has no frames in 'image'")
