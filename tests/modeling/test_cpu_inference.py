@@ -309,3 +309,25 @@ def test_block_cache_covers_the_whole_inference_call(window_size, monkeypatch):
     model.cache_cpu_blocks = False
     model([{"image": random_video(4, 32, 32)}])
     assert installed == [1, 0]
+
+
+@needs_block_cache
+def test_block_cache_covers_a_streams_windows(monkeypatch):
+    """A stream's windows (network, linking, masks) run within the cache, pushed frame by frame,
+    and nothing between pushes does."""
+    from video_mask2former.inference.streaming import VideoStream
+
+    installed = []
+    report = VideoStream._report
+
+    def recording(self, *args):
+        installed.append(cpu_cache_stats()["installed"])
+        return report(self, *args)
+
+    monkeypatch.setattr(VideoStream, "_report", recording)
+    model = _model()
+    stream = model.stream(window_size=2)
+    for frame in random_video(4, 32, 32):
+        stream.push(frame)
+        assert cpu_cache_stats()["installed"] == 0
+    assert installed == [1, 1]

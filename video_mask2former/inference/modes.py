@@ -32,6 +32,7 @@ from .windowed import WindowOutput, check_output_size, check_window_size, window
 
 __all__ = [
     "infer_video",
+    "inference_memory",
     "network_outputs",
     "predict_window",
     "run_windowed",
@@ -119,13 +120,13 @@ def run_windowed(
     if not size:
         frames = list(frames)
         size = max(1, len(frames))
-    with _inference_memory(model):
+    with inference_memory(model):
         return windowed_inference(
             window_predictor(model), frames, size, output_size, topk=model.test_topk
         )
 
 
-def _inference_memory(model: nn.Module):
+def inference_memory(model: nn.Module):
     """The CPU block cache (``model.cache_cpu_blocks``, see
     :mod:`mask2former_ops.cpu_cache`) around a whole inference call — network, linking and
     post-processing — so that they reuse the same cached blocks: with the network alone in it,
@@ -157,7 +158,7 @@ def infer_video(model: nn.Module, batched_inputs: List[Dict]) -> Dict[str, objec
         raise ValueError(
             f"VideoMaskFormer inference takes one video per call, got {len(batched_inputs)}"
         )
-    with _inference_memory(model):
+    with inference_memory(model):
         return _infer_video(model, batched_inputs[0])
 
 

@@ -18,7 +18,17 @@ thing's class differ between windows.
 """
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import (
+    Callable,
+    ContextManager,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 import torch
 
@@ -284,6 +294,7 @@ class SegmentationStream(VideoStream):
         output_size (tuple, optional): (H, W) of the maps; default: the first frame's size.
         transform (callable, optional): applied to each pushed frame (see VideoStream).
         chunk_size (int, optional): frames upsampled at a time.
+        memory_scope (callable, optional): see VideoStream.
     """
 
     def __init__(
@@ -295,8 +306,15 @@ class SegmentationStream(VideoStream):
         output_size: Optional[Tuple[int, int]] = None,
         transform: Optional[Callable] = None,
         chunk_size: Optional[int] = DEFAULT_CHUNK_SIZE,
+        memory_scope: Optional[Callable[[], ContextManager]] = None,
     ):
-        super().__init__(predict_window, window_size, output_size=output_size, transform=transform)
+        super().__init__(
+            predict_window,
+            window_size,
+            output_size=output_size,
+            transform=transform,
+            memory_scope=memory_scope,
+        )
         if not isinstance(task, SegmentationTask):
             raise TypeError(f"SegmentationStream: task must be a SegmentationTask, got {task!r}")
         self.task = task

@@ -67,10 +67,21 @@ has been seen so far only. Every threshold is a field of :class:`StreamPolicy`.
   returned then, in order). Nothing pushed is lost.
 """
 
+import contextlib
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import (
+    Callable,
+    ContextManager,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 import numpy as np
 import pycocotools.mask as mask_util
@@ -239,6 +250,9 @@ class VideoStream:
             model input (e.g. resizing to the test size); the masks stay at ``output_size``.
         policy (StreamPolicy, optional): reporting and track ending; default ``StreamPolicy()``.
         maps_per_chunk (int): (query, frame) mask maps resized at a time.
+        memory_scope (callable, optional): ``() -> context manager`` entered around the work of
+            each push / flush that runs windows (network, linking, masks), e.g. the model's CPU
+            block cache (:mod:`mask2former_ops.cpu_cache`); default none.
 
     Raises:
         ValueError: ``window_size`` is not an integer >= 1 or ``output_size`` not two integers
@@ -254,6 +268,7 @@ class VideoStream:
         transform: Optional[Callable] = None,
         policy: Optional[StreamPolicy] = None,
         maps_per_chunk: int = DEFAULT_MAPS_PER_CHUNK,
+        memory_scope: Optional[Callable[[], ContextManager]] = None,
     ):
         self.window_size = check_window_size(window_size, "VideoStream")
         if output_size is not None:
@@ -263,6 +278,7 @@ class VideoStream:
         self.policy = policy if policy is not None else StreamPolicy()
         self.output_size = output_size
         self.maps_per_chunk = maps_per_chunk
+        self.memory_scope = memory_scope or contextlib.nullcontext
         self.num_frames = 0  # frames pushed
         self.num_windows = 0
         self._input_size: Optional[Tuple[int, int]] = None
@@ -326,8 +342,9 @@ class VideoStream:
     def _run_windows(self, flush: bool) -> List[FrameResult]:
         """Run every complete waiting window (and with ``flush`` the partial last one); returns
         their results, with those of windows run before an earlier failure first."""
-        while len(self._pending) >= self.window_size or (flush and self._pending):
-            self._ready.extend(self._process_window())
+        with self.memory_scope():
+            while len(self._pending) >= self.window_size or (flush and self._pending):
+                self._ready.extend(self._process_window())
         results, self._ready = self._ready, []
         return results
 

@@ -23,6 +23,7 @@ one-line :class:`~video_mask2former.data.frame_checks.FrameError` naming the fra
 Training frames (tensors from the clip mapper) are not checked.
 """
 
+import functools
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
@@ -31,7 +32,13 @@ from torch.profiler import record_function
 
 from mask2former_ops.cpu_cache import cpu_block_cache, empty_cpu_cache
 
-from ..inference.modes import infer_video, predict_window, run_windowed, window_predictor
+from ..inference.modes import (
+    infer_video,
+    inference_memory,
+    predict_window,
+    run_windowed,
+    window_predictor,
+)
 from ..inference.postprocess import DEFAULT_CHUNK_SIZE, DEFAULT_TOPK
 from ..inference.streaming import StreamPolicy, VideoStream
 from ..inference.segment_windows import SegmentationStream, SegmentationTask
@@ -430,6 +437,7 @@ class VideoMaskFormer(nn.Module):
                 output_size=output_size,
                 transform=transform,
                 chunk_size=self.inference_chunk_size,
+                memory_scope=functools.partial(inference_memory, self),
             )
         return VideoStream(
             window_predictor(self),
@@ -437,4 +445,5 @@ class VideoMaskFormer(nn.Module):
             output_size=output_size,
             transform=transform,
             policy=policy if policy is not None else StreamPolicy(topk=self.test_topk),
+            memory_scope=functools.partial(inference_memory, self),
         )
