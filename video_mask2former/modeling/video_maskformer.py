@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.profiler import record_function
 
-from mask2former_ops.cpu_cache import cpu_block_cache, empty_cpu_cache
+from mask2former_ops.cpu_cache import empty_cpu_cache
 
 from ..inference.modes import (
     infer_video,
@@ -214,7 +214,7 @@ class VideoMaskFormer(nn.Module):
                 if self._compiled_network is None:
                     self._compiled_network = torch.compile(self._network)
                 network = self._compiled_network
-            with cpu_block_cache(self.cache_cpu_blocks and on_cpu):
+            with inference_memory(self):  # for direct calls; nested in the modes' scopes
                 return network(images, num_frames, keep_aux)
 
     def train(self, mode: bool = True):
