@@ -112,3 +112,32 @@ def test_predictor_runs_bf16_on_a_fast_cpu_and_fp32_with_a_warning_on_a_slow_one
     assert dtypes == [torch.float32]
     assert result["pred_labels"] == reference["pred_labels"]
     assert result["pred_scores"] == pytest.approx(reference["pred_scores"], abs=1e-6)
+
+
+@pytest.mark.parametrize("window_size", [0, 1])
+def test_predictor_runs_the_whole_video_within_the_cpu_block_cache(
+    smoke_weights, window_size, monkeypatch
+):
+    """The demo's offline predictor keeps the windows' linking and masks in the block cache, as
+    the model's own modes do (the network alone in it would leave their peak on top of it)."""
+    from mask2former_ops.cpu_cache import cpu_cache_stats
+    from tests.d2.helpers import SMOKE_CONFIG, video_cfg
+    from video_mask2former.d2.demo import predictor as predictor_module
+    from video_mask2former.inference import modes
+
+    if not cpu_cache_stats()["available"]:
+        pytest.skip("mask2former_ops._C is not built")
+    installed = []
+    for module, name in ((predictor_module, "windowed_inference"), (modes, "_postprocess_video")):
+        original = getattr(module, name)
+
+        def recording(*args, _original=original, **kwargs):
+            installed.append(cpu_cache_stats()["installed"])
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, recording)
+    opts = ["MODEL.WEIGHTS", smoke_weights, "MODEL.MASK_FORMER.TEST.WINDOW_SIZE", window_size]
+    predictor = predictor_module.VideoPredictor(video_cfg(SMOKE_CONFIG, opts))
+    frames = [np.random.default_rng(t).integers(0, 256, (48, 64, 3), np.uint8) for t in range(2)]
+    predictor(frames, (48, 64))
+    assert installed == [1]

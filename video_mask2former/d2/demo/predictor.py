@@ -10,6 +10,7 @@ import torch
 from ...demo.segmentation import frames_of_result
 from ...export import OnnxWindowPredictor
 from ...inference import VideoStream, windowed_inference
+from ...inference.modes import inference_memory
 from ...precision import inference_autocast
 from ...inference.segment_windows import (
     FrameSegmentation,
@@ -137,7 +138,9 @@ class VideoPredictor:
             windowed mode or with ONNX), sorted by decreasing score.
         """
         tensors = (self._to_tensor(frame) for frame in frames)
-        with torch.no_grad(), self._autocast():
+        # The CPU block cache around the windows' linking and masks too, as the model's own modes
+        # (a no-op for ONNX, on a GPU or when MODEL.CPU_BLOCK_CACHE is off).
+        with torch.no_grad(), self._autocast(), inference_memory(self.model):
             if self.onnx is None and self.window_size == 0:
                 video = list(tensors)
                 result = self.model([{"image": video, "height": size[0], "width": size[1]}])
