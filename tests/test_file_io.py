@@ -24,6 +24,26 @@ def test_interrupted_write_keeps_the_previous_file(tmp_path):
     assert os.listdir(tmp_path) == ["model.pth"]
 
 
+def test_interrupt_before_the_write_starts_is_the_interrupt(tmp_path, monkeypatch):
+    """Ctrl-C landing while the temporary is being opened (before anything is written) ends as
+    that KeyboardInterrupt, the previous file kept, no temporary left (it ended as an
+    UnboundLocalError, so train_net_video.py exited 1 instead of 130 with its one line)."""
+    from video_mask2former import file_io
+
+    path = tmp_path / "model.pth"
+    atomic_write(str(path), lambda f: f.write(b"complete"))
+
+    def interrupted_fdopen(fd, *args, **kwargs):
+        os.close(fd)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(file_io.os, "fdopen", interrupted_fdopen)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(str(path), lambda f: f.write(b"new"))
+    assert path.read_bytes() == b"complete"
+    assert os.listdir(tmp_path) == ["model.pth"]
+
+
 def test_new_file_has_the_usual_mode(tmp_path):
     path = tmp_path / "last_checkpoint"
     atomic_write(str(path), lambda f: f.write(b"model_final.pth"))

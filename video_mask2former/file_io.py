@@ -145,6 +145,7 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
         fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _NEW_FILE_MODE)
     except OSError as error:
         raise _write_error(path, error) from error
+    recorder = None  # an interrupt may come before it exists (Ctrl-C in fdopen)
     try:
         with os.fdopen(fd, "wb") as f:
             recorder = _ErrorRecordingFile(f)
@@ -157,7 +158,7 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
             os.remove(tmp_path)
         # A writer that calls f.write from C (torch.save) reports a failed write as its own
         # error ("enforce fail ... file write failed"): the OSError it hid says why (ENOSPC).
-        cause = error if isinstance(error, OSError) else recorder.error
+        cause = error if isinstance(error, OSError) else getattr(recorder, "error", None)
         if cause is not None:
             raise _write_error(path, cause) from error
         raise
